@@ -1,0 +1,1 @@
+"""pycdi benchmarks (`make bench`): each prints its figures; results go to bench/results.json."""

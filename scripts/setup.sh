@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Idempotent setup for a fresh Debian machine: system packages when missing, a .venv with pycdi.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages the embedded cluster, the workers and the tests use.
+
+want=()
+for pkg in qemu-utils nbdkit nginx xfsprogs; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || want+=("$pkg")
+done
+if [ ${#want[@]} -gt 0 ]; then
+    echo "setup: installing ${want[*]}"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
+fi
+
+
+if ! command -v kubectl >/dev/null 2>&1; then
+    echo "setup: kubectl is missing; installing it"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq kubectl >/dev/null \
+        || { echo "setup: could not install kubectl: install it and run again" >&2; exit 1; }
+fi
+
+# The virtual environment, rebuilt only when pyproject.toml changes.
+PY=${PYTHON:-python3}
+stamp=.venv/.pycdi-setup
+digest=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
+    echo "setup: installing the package and its development tools into .venv"
+    .venv/bin/pip install -q --upgrade pip >/dev/null
+    .venv/bin/pip install -q -e '.[dev]'
+    echo "$digest" > "$stamp"
+fi

@@ -1,0 +1,1 @@
+"""Typed API objects, constants, phases, condition reasons, annotation keys and CRD schemas."""

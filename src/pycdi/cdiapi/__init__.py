@@ -1,0 +1,1 @@
+"""The CDI API: UploadTokenRequest and admission."""

@@ -1,0 +1,1 @@
+"""The pycdi command line."""

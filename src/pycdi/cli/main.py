@@ -1,0 +1,21 @@
+"""The `pycdi` command: one click group, with one module per command group."""
+
+from __future__ import annotations
+
+import click
+
+from . import up, user
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="pycdi")
+def cli() -> None:
+    """pycdi: KubeVirt's Containerized Data Importer, with an embedded single-machine cluster."""
+
+
+cli.add_command(up.up)
+cli.add_command(user.user)
+
+
+def main() -> None:
+    cli()

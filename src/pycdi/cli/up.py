@@ -1,0 +1,51 @@
+"""`pycdi up`: run the embedded cluster in the foreground until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from ..api.crds import all_crds
+from ..cluster.embedded import ClusterConfig, EmbeddedCluster
+
+
+@click.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), default=Path(".pycdi"), show_default=True,
+              help="Where the database, volumes, logs and TLS material live.")
+@click.option("--api-port", type=int, default=6443, show_default=True, help="API server port (0 = any free port).")
+@click.option("--upload-proxy-port", type=int, default=31001, show_default=True,
+              help="Upload proxy port (0 = any free port).")
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+def up(data_dir: Path, api_port: int, upload_proxy_port: int, log_level: str) -> None:
+    """Start the embedded cluster: API server, control plane and CDI components."""
+    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(_run(ClusterConfig(data_dir=data_dir, api_port=api_port), upload_proxy_port))
+
+
+async def _run(config: ClusterConfig, upload_proxy_port: int) -> None:
+    cluster = EmbeddedCluster(config, all_crds())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await cluster.start()
+    except OSError as e:
+        await cluster.stop()
+        raise click.ClickException(f"cannot start the API server: {e}") from None
+    click.echo(f"kubeconfig: {cluster.kubeconfig_path}")
+    click.echo(f"API server: {cluster.api_url}")
+    # The upload proxy arrives with the upload feature; until then there is no URL to print.
+    click.echo(f"upload proxy: not served yet (port {upload_proxy_port} reserved for it)")
+    click.echo(f"export KUBECONFIG={cluster.kubeconfig_path}", err=True)
+    sys.stdout.flush()
+    await stop.wait()
+    click.echo("stopping", err=True)
+    await cluster.stop()

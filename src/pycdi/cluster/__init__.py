@@ -1,0 +1,1 @@
+"""The embedded single-machine cluster (embedded mode only)."""

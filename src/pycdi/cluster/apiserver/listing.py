@@ -1,0 +1,90 @@
+"""Lists: selectors, pagination with continue tokens, and the list envelope."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from . import errors
+from .resources import ResourceInfo
+from .selectors import FieldSelector, LabelSelector
+from .store import Store
+
+Obj = dict[str, Any]
+
+CONTINUE_EXPIRED = (
+    "The provided continue parameter is too old to display a consistent list result. You can start a new list "
+    "without the continue parameter, or use the continue token in this response to retrieve the remainder of the "
+    "results. Continuing with the provided token results in an inconsistent list - objects that were created, "
+    "modified, or deleted between the time the first chunk was returned and now may show up in the list."
+)
+
+
+@dataclass
+class ListResult:
+    items: list[Obj]
+    resource_version: int
+    continue_token: str = ""
+    remaining: int | None = None
+
+    def metadata(self) -> Obj:
+        meta: Obj = {"resourceVersion": str(self.resource_version)}
+        if self.continue_token:
+            meta["continue"] = self.continue_token
+        if self.remaining is not None:
+            meta["remainingItemCount"] = self.remaining
+        return meta
+
+
+def encode_continue(rev: int, start: tuple[str, str]) -> str:
+    raw = json.dumps({"v": "meta.k8s.io/v1", "rv": rev, "start": f"{start[0]}/{start[1]}"})
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_continue(token: str) -> tuple[int, tuple[str, str]]:
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        namespace, _, name = str(data["start"]).partition("/")
+        return int(data["rv"]), (namespace, name)
+    except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError):
+        raise errors.bad_request(f"continue key is not valid: {token!r}") from None
+
+
+def list_objects(store: Store, info: ResourceInfo, namespace: str | None, *,
+                 labels: LabelSelector | None = None, fields: FieldSelector | None = None,
+                 limit: int = 0, continue_token: str = "") -> ListResult:
+    """One page of current objects matching the selectors, kube's pagination semantics."""
+    start: tuple[str, str] | None = None
+    if continue_token:
+        rev, start = decode_continue(continue_token)
+        if rev < store.compacted_revision:
+            raise errors.expired(CONTINUE_EXPIRED)
+    name = fields.value_for("metadata.name") if fields is not None else None
+    if fields is not None and namespace is None:
+        namespace = fields.value_for("metadata.namespace")
+    key = info.storage_key
+    items: list[Obj] = []
+    rev = store.revision
+    while True:
+        want = limit - len(items) if limit > 0 else 0
+        page = store.list_page(key, namespace if info.namespaced else None, start_after=start, limit=want,
+                               name=name)
+        for _ns, _name, raw in page.items:
+            obj = json.loads(raw)
+            if labels is not None and not labels.empty and not labels.matches(
+                    (obj.get("metadata") or {}).get("labels") or {}):
+                continue
+            if fields is not None and not fields.empty and not fields.matches(obj):
+                continue
+            obj["apiVersion"], obj["kind"] = info.api_version, info.kind
+            items.append(obj)
+        if page.next_start is None:
+            return ListResult(items, rev)
+        start = page.next_start
+        if limit > 0 and len(items) >= limit:
+            filtered = (labels is not None and not labels.empty) or (fields is not None and not fields.empty)
+            return ListResult(items, rev, encode_continue(rev, start), None if filtered else page.remaining)

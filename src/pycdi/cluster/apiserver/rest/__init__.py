@@ -1,0 +1,1 @@
+"""The REST surface of the embedded API server: routing, bodies, verbs, watches and reviews over aiohttp."""

@@ -1,0 +1,88 @@
+"""The embedded single-machine cluster: API server, control loops and housekeeping in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from .apiserver.pki import ensure_pki, render_kubeconfig
+from .apiserver.rbac import default_cluster_role_bindings, default_cluster_roles
+from .apiserver.rest.app import APIServer
+from .control import ControlPlane
+from .control.bootstrap import bootstrap
+
+log = logging.getLogger(__name__)
+
+#: kube-apiserver asks etcd to compact every 5 minutes, to the revision seen 5 minutes earlier.
+COMPACT_INTERVAL = float(os.environ.get("PYCDI_COMPACT_INTERVAL", "300"))
+COMPACT_KEEP = int(os.environ.get("PYCDI_COMPACT_KEEP", "1000"))
+
+
+@dataclass
+class ClusterConfig:
+    data_dir: Path
+    api_host: str = "127.0.0.1"
+    api_port: int = 6443
+
+
+class EmbeddedCluster:
+    """Starts and stops every embedded component; `readyz` reports each one."""
+
+    def __init__(self, config: ClusterConfig, crds: list[dict[str, object]]) -> None:
+        self.config = config
+        self.data_dir = config.data_dir.resolve()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.pki = ensure_pki(self.data_dir / "pki")
+        self.admin_token = self._admin_token()
+        self.api = APIServer(self.data_dir, self.pki, self.admin_token)
+        self.control = ControlPlane(self.api.service, self.pki.ca_cert_pem)
+        self.api.readiness["control-plane"] = self.control.ready
+        self._crds = crds
+        self._tasks: list[asyncio.Task[None]] = []
+        self.kubeconfig_path = self.data_dir / "kubeconfig"
+
+    def _admin_token(self) -> str:
+        path = self.data_dir / "pki" / "admin.token"
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    @property
+    def api_url(self) -> str:
+        return f"https://{self.config.api_host}:{self.api.port}"
+
+    async def start(self) -> None:
+        await bootstrap(self.api.service, self._crds, default_cluster_roles(), default_cluster_role_bindings())
+        await self.api.start(self.config.api_host, self.config.api_port)
+        kubeconfig = render_kubeconfig(self.api_url, self.pki.ca_cert_pem, "admin", self.admin_token)
+        tmp = self.kubeconfig_path.with_suffix(".tmp")
+        tmp.write_text(kubeconfig)
+        tmp.chmod(0o600)
+        tmp.replace(self.kubeconfig_path)  # atomic: readers never see half a kubeconfig
+        await self.control.start()
+        self._tasks.append(asyncio.create_task(self._compactor()))
+
+    async def _compactor(self) -> None:
+        store = self.api.store
+        previous = store.revision
+        while True:
+            await asyncio.sleep(COMPACT_INTERVAL)
+            try:
+                store.compact(previous, keep=COMPACT_KEEP)
+            except Exception:  # compaction is housekeeping: log and try again next time
+                log.exception("compaction failed")
+            previous = store.revision
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.control.stop()
+        await self.api.stop()

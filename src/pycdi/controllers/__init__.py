@@ -1,0 +1,1 @@
+"""CDI controllers: they reach the cluster only through the Kubernetes API."""

@@ -1,0 +1,1 @@
+"""The worker side: sources, format readers, image tools, progress."""

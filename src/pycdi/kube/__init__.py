@@ -1,0 +1,1 @@
+"""The one client-side adapter to the Kubernetes API."""

@@ -1,0 +1,1 @@
+"""The upload proxy: token check and streaming proxy to the upload server."""

@@ -1,0 +1,1 @@
+"""The upload server: receives a stream into a volume."""

@@ -1,0 +1,1 @@
+"""Captured kubectl protobuf bodies and the capture server that records them."""
