@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-
 from tests.support.cluster import Cluster
 
 OBJECTS = 10_000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,13 @@ def _col(name: str, type_: str, path: str, description: str = "", priority: int 
     if priority:
         column["priority"] = priority
     return column
+
+
+def _unshared(schema: Schema) -> Schema:
+    """A tree copy: builders reuse sub-dicts, and copy.deepcopy would keep them shared (YAML aliases,
+    and a mutation in one place showing up in another)."""
+    out: Schema = json.loads(json.dumps(schema))
+    return out
 
 
 @dataclass(frozen=True)
@@ -84,7 +92,7 @@ class CRD:
                 "name": v.name,
                 "served": True,
                 "storage": v.storage,
-                "schema": {"openAPIV3Schema": copy.deepcopy(v.schema())},
+                "schema": {"openAPIV3Schema": _unshared(v.schema())},
             }
             if self.status_subresource:
                 version["subresources"] = {"status": {}}

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import logging
+import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -26,7 +30,25 @@ def up(data_dir: Path, api_port: int, upload_proxy_port: int, log_level: str) ->
     """Start the embedded cluster: API server, control plane and CDI components."""
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(_run(ClusterConfig(data_dir=data_dir, api_port=api_port), upload_proxy_port))
+    with _exclusive(data_dir):
+        asyncio.run(_run(ClusterConfig(data_dir=data_dir, api_port=api_port), upload_proxy_port))
+
+
+@contextlib.contextmanager
+def _exclusive(data_dir: Path) -> Iterator[None]:
+    """Hold a lock on DIR for the process's life: the store assumes it is the database's only writer."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / "pycdi.lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            owner = lock.read().strip() or "another process"
+            raise click.ClickException(f"{data_dir} is in use by another `pycdi up` (pid {owner})") from None
+        lock.truncate(0)
+        lock.write(str(os.getpid()))
+        lock.flush()
+        yield
 
 
 async def _run(config: ClusterConfig, upload_proxy_port: int) -> None:

@@ -41,6 +41,7 @@ from .schema import (
     validate,
 )
 from .store import KeyExists, KeyMissing, RevisionMismatch, Store
+from .validation.names import go_value
 
 Obj = dict[str, Any]
 
@@ -111,7 +112,7 @@ class ObjectService:
         obj = self.store.get(self.key(info), self._ns(info, namespace), name)
         return self.present(info, obj) if obj is not None else None
 
-    def _check_namespace(self, info: ResourceInfo, namespace: str, operation: str) -> None:
+    def _check_namespace(self, info: ResourceInfo, namespace: str, operation: str, name: str = "") -> None:
         if not info.namespaced:
             return
         if not namespace:
@@ -120,11 +121,13 @@ class ObjectService:
         if ns is None:
             raise errors.not_found("", "namespaces", namespace)
         if operation == CREATE and ns.get("metadata", {}).get("deletionTimestamp"):
+            # kube's NamespaceLifecycle admission names the object, as apierrors.NewForbidden does
+            what = f'{info.group_resource} "{name}"' if name else info.group_resource
             raise errors.APIError(
                 403, "Forbidden",
-                f"{info.group_resource} is forbidden: unable to create new content in namespace {namespace} "
+                f"{what} is forbidden: unable to create new content in namespace {namespace} "
                 f"because it is being terminated",
-                {"kind": info.plural, "group": info.group, "causes": [{
+                {**({"name": name} if name else {}), "kind": info.plural, "group": info.group, "causes": [{
                     "reason": "NamespaceTerminating",
                     "message": f"namespace {namespace} is being terminated",
                     "field": "metadata.namespace"}]})
@@ -153,8 +156,8 @@ class ObjectService:
         else:
             meta.pop("namespace", None)
         if name is not None and meta.get("name") and meta["name"] != name:
-            raise errors.bad_request("the name of the object (%s) does not match the name on the URL (%s)"
-                                     % (meta["name"], name))
+            raise errors.bad_request(
+                f"the name of the object ({meta['name']}) does not match the name on the URL ({name})")
         if name is not None:
             meta["name"] = name
 
@@ -202,7 +205,7 @@ class ObjectService:
                     "field": "metadata.name"}])
             meta["name"] = prefix + "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
         namespace = meta.get("namespace", "") if info.namespaced else ""
-        self._check_namespace(info, namespace, CREATE)
+        self._check_namespace(info, namespace, CREATE, meta["name"])
         self._schema_checks(info, obj, ctx)
         for k in ("resourceVersion", "uid", "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields",
                   "selfLink"):
@@ -268,6 +271,12 @@ class ObjectService:
             self._schema_checks(info, obj, ctx)
         meta = obj.setdefault("metadata", {})
         old_meta = old.get("metadata", {})
+        new_uid = meta.get("uid")
+        if new_uid and new_uid != old_meta.get("uid"):
+            # kube fills an omitted uid from the stored object but refuses a different one
+            raise errors.invalid(info.group, info.kind, name, [{
+                "reason": "FieldValueInvalid", "message": f"Invalid value: {json.dumps(new_uid)}: field is immutable",
+                "field": "metadata.uid"}])
         # Server-owned metadata cannot be changed by clients.
         for k in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace",
                   "name"):
@@ -288,7 +297,7 @@ class ObjectService:
                 raise errors.invalid(info.group, info.kind, name, [{
                     "reason": "FieldValueForbidden",
                     "message": "Forbidden: no new finalizers can be added if the object is being deleted, "
-                               f"found new finalizers {json.dumps(sorted(added))}",
+                               f"found new finalizers {go_value(sorted(added))}",  # Go %#v, as kube prints it
                     "field": "metadata.finalizers"}])
         request = AdmissionRequest(UPDATE, info, namespace, name, ctx.user, obj, old_object=old,
                                    subresource=subresource, dry_run=ctx.dry_run)
@@ -313,10 +322,10 @@ class ObjectService:
         if old_meta.get("deletionTimestamp") and not meta.get("finalizers") and not spec_finalizers:
             # The last finalizer is gone: the deletion the client asked for earlier completes now.
             try:
-                self.store.delete(key, namespace, name, expected_rev=expected)
+                deleted = self.store.delete(key, namespace, name, expected_rev=expected, final=obj)
             except RevisionMismatch:
                 raise errors.conflict(info.group, info.plural, name) from None
-            return self.present(info, obj)
+            return self.present(info, deleted)
         try:
             return self.present(info, self.store.update(key, namespace, name, obj, expected_rev=expected))
         except RevisionMismatch:
@@ -334,11 +343,15 @@ class ObjectService:
 
     @staticmethod
     def _unchanged(new: Obj, old: Obj) -> bool:
-        a = {k: v for k, v in new.items() if k not in ("apiVersion",)}
-        b = {k: v for k, v in old.items() if k not in ("apiVersion",)}
-        ma = {k: v for k, v in a.get("metadata", {}).items() if k not in ("resourceVersion", "managedFields")}
-        mb = {k: v for k, v in b.get("metadata", {}).items() if k not in ("resourceVersion", "managedFields")}
-        return {**a, "metadata": ma} == {**b, "metadata": mb}
+        # Like kube's IgnoreManagedFieldsTimestampsTransformer: only the managedFields timestamps are
+        # ignored, so an apply that changes nothing but ownership (co-owning a field) is still written.
+        def view(obj: Obj) -> Obj:
+            meta = {k: v for k, v in obj.get("metadata", {}).items() if k != "resourceVersion"}
+            meta["managedFields"] = [{k: v for k, v in e.items() if k != "time"}
+                                     for e in meta.get("managedFields") or [] if isinstance(e, dict)]
+            return {**{k: v for k, v in obj.items() if k != "apiVersion"}, "metadata": meta}
+
+        return view(new) == view(old)
 
     # ---- patch -----------------------------------------------------------------------------------
 

@@ -84,7 +84,7 @@ class Event:
     previous: Obj | None = None
 
 
-@dataclass
+@dataclass(eq=False)  # identity semantics: watchers live in a set
 class Watcher:
     """A registered watch: events for one storage key, optionally one namespace, queued for a client."""
 
@@ -266,14 +266,17 @@ class Store:
             raise RevisionMismatch(name)
         return self._commit(MODIFIED, key, namespace, name, obj, cur[0], cur[1])
 
-    def delete(self, key: str, namespace: str, name: str, expected_rev: int | None = None) -> Obj:
+    def delete(self, key: str, namespace: str, name: str, expected_rev: int | None = None,
+               final: Obj | None = None) -> Obj:
+        """Remove an object; `final` is the state its last write left (e.g. with the last finalizer gone)."""
         cur = self._current(key, namespace, name)
         if cur is None:
             raise KeyMissing(name)
         if expected_rev is not None and cur[0] != expected_rev:
             raise RevisionMismatch(name)
         # The DELETED event carries the final state of the object at the tombstone's revision.
-        return self._commit(DELETED, key, namespace, name, cur[1], cur[0], cur[1], remove=True)
+        obj = final if final is not None else cur[1]
+        return self._commit(DELETED, key, namespace, name, obj, cur[0], cur[1], remove=True)
 
     # ---- watch -----------------------------------------------------------------------------------
 

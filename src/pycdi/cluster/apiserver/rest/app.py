@@ -129,8 +129,35 @@ class APIServer:
             if not path.startswith(PUBLIC_PATHS):
                 raise errors.unauthorized()
             user = UserInfo(name="system:anonymous", groups=("system:unauthenticated",))
+        if "Impersonate-User" in request.headers or "Impersonate-Group" in request.headers:
+            user = self._impersonate(request, user)
         request["user"] = user
         return await handler(request)
+
+    def _impersonate(self, request: web.Request, user: UserInfo) -> UserInfo:
+        """Act as another user (kubectl --as/--as-group), when the caller may `impersonate` them."""
+        name = request.headers.get("Impersonate-User", "")
+        groups = tuple(request.headers.getall("Impersonate-Group", []))
+        if not name:
+            raise errors.bad_request("requested impersonation of groups without impersonating a user")
+        checks: list[Attributes] = []
+        sa_prefix = "system:serviceaccount:"
+        if name.startswith(sa_prefix) and name.count(":") == 3:
+            ns, sa = name[len(sa_prefix):].split(":", 1)
+            checks.append(Attributes(user=user, verb="impersonate", namespace=ns, resource="serviceaccounts",
+                                     name=sa))
+        else:
+            checks.append(Attributes(user=user, verb="impersonate", resource="users", name=name))
+        checks += [Attributes(user=user, verb="impersonate", resource="groups", name=g) for g in groups]
+        for attrs in checks:
+            if not self.authorizer.authorize(attrs).allowed:
+                raise errors.forbidden(user.name, "impersonate", "", attrs.resource, attrs.name, attrs.namespace)
+        if name.startswith(sa_prefix):
+            ns = name.split(":")[2] if name.count(":") == 3 else ""
+            groups += ("system:serviceaccounts", f"system:serviceaccounts:{ns}")
+        if name != "system:anonymous":
+            groups += ("system:authenticated",)
+        return UserInfo(name=name, groups=tuple(dict.fromkeys(groups)))
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._errors, self._authenticate], client_max_size=4 * 1024 * 1024)

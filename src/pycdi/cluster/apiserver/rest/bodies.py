@@ -21,6 +21,9 @@ from ..service import APPLY_PATCH, WriteContext
 #: kube-apiserver refuses request bodies over 3 MiB (its MaxRequestBodyBytes).
 MAX_BODY_BYTES = 3 * 1024 * 1024
 FIELD_VALIDATION = ("Ignore", "Warn", "Strict")
+YAML_MEDIA_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
+#: What create, update, delete and the reviews accept; anything else is 415 as in kube-apiserver.
+OBJECT_MEDIA_TYPES = ("application/json", PROTOBUF_CONTENT_TYPE, *YAML_MEDIA_TYPES)
 
 
 def _pairs_recording(duplicates: list[str]) -> Any:
@@ -52,6 +55,9 @@ async def decode_body(request: web.Request, ctx: WriteContext | None = None) -> 
     """Decode the body by Content-Type (JSON when absent, as kube-apiserver does)."""
     raw = await read_body(request)
     ctype = media_type(request)
+    # PATCH bodies are checked against the patch types by the service; other verbs take objects only.
+    if request.method != "PATCH" and ctype not in OBJECT_MEDIA_TYPES:
+        raise errors.unsupported_media_type(ctype, ["application/json", "application/yaml", PROTOBUF_CONTENT_TYPE])
     if ctype == PROTOBUF_CONTENT_TYPE:
         try:
             return decode_protobuf_object(raw)
@@ -62,7 +68,7 @@ async def decode_body(request: web.Request, ctx: WriteContext | None = None) -> 
             raise errors.bad_request(f"the protobuf body of the request could not be decoded: {e}") from None
     if not raw.strip():
         raise errors.bad_request("the request body is empty: an object is required")
-    if ctype in ("application/yaml", "application/x-yaml", "text/yaml", APPLY_PATCH):
+    if ctype in (*YAML_MEDIA_TYPES, APPLY_PATCH):
         try:
             docs = list(yaml.safe_load_all(raw))
         except yaml.YAMLError as e:

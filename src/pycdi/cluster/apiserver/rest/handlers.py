@@ -26,7 +26,9 @@ Obj = dict[str, Any]
 def json_response(body: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
     headers = {}
     if warnings:
-        headers["Warning"] = ", ".join(f'299 - "{w}"' for w in warnings[:20])
+        # warn-text is an RFC 7230 quoted-string: kube escapes '"' and '\\' so clients can parse it.
+        headers["Warning"] = ", ".join(
+            '299 - "' + w.replace("\\", "\\\\").replace('"', '\\"') + '"' for w in warnings[:20])
     return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status,
                         content_type="application/json", headers=headers)
 
@@ -41,11 +43,12 @@ def verb_for(request: web.Request, target: Target) -> str:
         if target.is_collection:
             return "watch" if request.query.get("watch") in ("true", "1") else "list"
         return "get"
-    if method == "POST":
+    # kube routes POST to collections (and subresources) and PUT/PATCH to objects only: others are 405.
+    if method == "POST" and (target.is_collection or target.subresource):
         return "create"
-    if method == "PUT":
+    if method == "PUT" and not target.is_collection:
         return "update"
-    if method == "PATCH":
+    if method == "PATCH" and not target.is_collection:
         return "patch"
     if method == "DELETE":
         return "deletecollection" if target.is_collection else "delete"
@@ -61,6 +64,29 @@ def selectors(request: web.Request, target: Target) -> tuple[Any, Any]:
     except SelectorError as e:
         raise errors.bad_request(str(e)) from None
     return labels, fields
+
+
+def check_list_resource_version(rv: str, match: str, continue_token: str) -> None:
+    """kube-apiserver's ListOptions checks: a numeric resourceVersion, and resourceVersionMatch only with one."""
+    if rv and not rv.isdigit():
+        raise errors.bad_request(f'invalid resource version: invalid resource version "{rv}"')
+    if not match:
+        return
+    causes: list[errors.Cause] = []
+    if not rv:
+        causes.append({"reason": "FieldValueForbidden", "field": "resourceVersionMatch",
+                       "message": "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"})
+    if continue_token:
+        causes.append({"reason": "FieldValueForbidden", "field": "resourceVersionMatch",
+                       "message": "Forbidden: resourceVersionMatch is forbidden when continue is provided"})
+    if match not in ("Exact", "NotOlderThan"):
+        causes.append({"reason": "FieldValueNotSupported", "field": "resourceVersionMatch",
+                       "message": f'Unsupported value: "{match}": supported values: "Exact", "NotOlderThan", ""'})
+    elif match == "Exact" and rv == "0":
+        causes.append({"reason": "FieldValueForbidden", "field": "resourceVersionMatch",
+                       "message": 'Forbidden: resourceVersionMatch "exact" is forbidden for resourceVersion "0"'})
+    if causes:
+        raise errors.invalid("meta.k8s.io", "ListOptions", "", causes)
 
 
 class ResourceHandler:
@@ -112,6 +138,8 @@ class ResourceHandler:
             limit = int(q.get("limit", "0") or 0)
         except ValueError:
             raise errors.bad_request(f'invalid limit "{q.get("limit")}"') from None
+        check_list_resource_version(q.get("resourceVersion", ""), q.get("resourceVersionMatch", ""),
+                                    q.get("continue", ""))
         result = list_objects(self.server.store, target.info, target.namespace or None, labels=labels,
                               fields=fields, limit=max(limit, 0), continue_token=q.get("continue", ""))
         table = wants_table(request.headers.get("Accept", ""))
