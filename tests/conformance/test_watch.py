@@ -78,7 +78,7 @@ def name_of(event: Obj) -> str:
     return str(event["object"].get("metadata", {}).get("name", ""))
 
 
-def watch(cluster: Cluster, path: str, read_timeout: float = 30.0, **params: str) -> WatchStream:
+def watch(cluster: Cluster, path: str, *, read_timeout: float = 30.0, **params: str) -> WatchStream:
     query = urllib.parse.urlencode({"watch": "true", **params})
     return WatchStream(cluster, f"{path}?{query}", read_timeout)
 
@@ -113,10 +113,10 @@ def test_watch_without_rv_sends_synthetic_added_for_existing(cluster: Cluster, r
     ns = new_namespace(cluster)
     make_cm(cluster, ns, "a")
     make_cm(cluster, ns, "b")
-    params = {"timeoutSeconds": "5"}
+    params = {"watch": "true", "timeoutSeconds": "5"}
     if rv is not None:
         params["resourceVersion"] = rv
-    with watch(cluster, cms(ns), **params) as w:
+    with WatchStream(cluster, f"{cms(ns)}?{urllib.parse.urlencode(params)}") as w:
         assert w.status == 200
         first = [w.next(), w.next()]
         assert [e and e["type"] for e in first] == ["ADDED", "ADDED"]

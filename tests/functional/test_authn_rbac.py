@@ -390,3 +390,51 @@ def test_user_cannot_escalate_by_binding_a_role(cluster: Cluster) -> None:
     assert status == 403, body
     assert "attempting to grant RBAC permissions not currently held" in body["message"]
     assert cluster.request("GET", f"/api/v1/namespaces/{ns}/secrets", token=token)[0] == 403
+
+
+def test_token_for_another_audience_is_not_an_api_credential(cluster: Cluster) -> None:
+    ns = _namespace(cluster, "rbac-aud")
+    _create(cluster, f"/api/v1/namespaces/{ns}/serviceaccounts", {
+        "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "aud"}})
+    request = _create(cluster, f"/api/v1/namespaces/{ns}/serviceaccounts/aud/token", {
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"audiences": ["vault"]}})
+    assert request["spec"]["audiences"] == ["vault"]
+    status, body, _ = cluster.request("POST", f"{AUTHN}/selfsubjectreviews", {
+        "apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}, token=request["status"]["token"])
+    assert status == 401, body
+    # The API's own audience (the default) works.
+    default = _create(cluster, f"/api/v1/namespaces/{ns}/serviceaccounts/aud/token", {
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}})
+    assert cluster.request("POST", f"{AUTHN}/selfsubjectreviews", {
+        "apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+        token=default["status"]["token"])[0] == 201
+
+
+def test_token_request_expiration_minimum(cluster: Cluster) -> None:
+    ns = _namespace(cluster, "rbac-exp")
+    _create(cluster, f"/api/v1/namespaces/{ns}/serviceaccounts", {
+        "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "short"}})
+    status, body, _ = cluster.request("POST", f"/api/v1/namespaces/{ns}/serviceaccounts/short/token", {
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 60}})
+    assert status == 422 and body["reason"] == "Invalid"
+    assert "spec.expirationSeconds" in body["message"]
+
+
+def test_deleting_a_users_secret_revokes_the_token(cluster: Cluster) -> None:
+    token = _token(cluster.new_user("revoked", "default"))
+    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    assert cluster.request("POST", f"{AUTHN}/selfsubjectreviews", review, token=token)[0] == 201
+    status, _, _ = cluster.request("DELETE", "/api/v1/namespaces/kube-system/secrets/pycdi-user-revoked")
+    assert status == 200
+    assert cluster.request("POST", f"{AUTHN}/selfsubjectreviews", review, token=token)[0] == 401
+
+
+def test_new_user_may_discover_but_not_read_other_paths(cluster: Cluster) -> None:
+    token = _token(cluster.new_user("discoverer", "default"))
+    for path in ("/api", "/api/v1", "/apis", "/apis/cdi.kubevirt.io/v1beta1", "/openapi/v3", "/version"):
+        status, body, _ = cluster.request("GET", path, token=token)
+        assert status == 200, (path, body)
+    status, body, _ = cluster.request("GET", "/metrics", token=token)
+    assert status == 403
+    assert body["message"] == 'forbidden: User "discoverer" cannot get path "/metrics"'
+    assert body["reason"] == "Forbidden"

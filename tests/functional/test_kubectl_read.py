@@ -319,3 +319,26 @@ def test_watch_json_stream(cluster: Cluster, ns: str) -> None:
         watcher.wait_for(lambda line: line == "changed")
     finally:
         watcher.stop()
+
+
+def test_field_selectors(cluster: Cluster, ns: str) -> None:
+    apply(cluster, [configmap("f1", ns), configmap("f2", ns)])
+    out = cluster.kubectl("get", "cm", "-n", ns, "--field-selector", "metadata.name=f2", "-o", "name").stdout
+    assert out.split() == ["configmap/f2"]
+    out = cluster.kubectl("get", "cm", "-n", ns, "--field-selector",
+                          "metadata.name!=f2,metadata.name!=kube-root-ca.crt", "-o", "name").stdout
+    assert out.split() == ["configmap/f1"]
+    bad = cluster.kubectl("get", "cm", "-n", ns, "--field-selector", "data.k=f1", check=False)
+    assert bad.returncode == 1
+    assert ('Error from server (BadRequest): Unable to find "/v1, Resource=configmaps" that match label selector "", '
+            'field selector "data.k=f1": field label not supported: data.k') in bad.stderr
+
+
+def test_get_missing_and_unknown(cluster: Cluster, ns: str) -> None:
+    missing = cluster.kubectl("get", "dv", "nope", "-n", ns, check=False)
+    assert missing.returncode == 1
+    assert 'Error from server (NotFound): datavolumes.cdi.kubevirt.io "nope" not found' in missing.stderr
+    unknown = cluster.kubectl("get", "nosuchthings", check=False)
+    assert unknown.returncode == 1 and 'the server doesn\'t have a resource type "nosuchthings"' in unknown.stderr
+    empty = cluster.kubectl("get", "pvc", "-n", ns)
+    assert empty.stdout == "" and f"No resources found in {ns} namespace." in empty.stderr

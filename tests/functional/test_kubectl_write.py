@@ -450,3 +450,21 @@ def test_create_typed_objects(cluster: Cluster) -> None:
         cluster.kubectl("delete", "clusterrole", cr)
     finally:
         cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_replace_and_delete_by_label(cluster: Cluster, ns: str, tmp_path: Path) -> None:
+    for i in range(3):
+        cluster.kubectl("create", "configmap", f"r{i}", "-n", ns, f"--from-literal=a={i}")
+    cluster.kubectl("label", "cm", "r0", "r1", "-n", ns, "doomed=yes")
+    current = cluster.kubectl("get", "cm", "r2", "-n", ns, "-o", "yaml").stdout
+    out = cluster.kubectl("replace", "-f", "-", input=current.replace('a: "2"', 'a: "22"')).stdout
+    assert out.strip() == "configmap/r2 replaced"
+    assert cluster.kubectl_json("get", "cm", "r2", "-n", ns)["data"] == {"a": "22"}
+    # replacing from the stale copy carries the old resourceVersion: 409
+    stale = cluster.kubectl("replace", "-f", "-", input=current, check=False)
+    assert stale.returncode == 1
+    assert 'Operation cannot be fulfilled on configmaps "r2": the object has been modified' in stale.stderr
+    out = cluster.kubectl("delete", "cm", "-n", ns, "-l", "doomed=yes").stdout
+    assert sorted(out.splitlines()) == ['configmap "r0" deleted', 'configmap "r1" deleted']
+    assert cluster.kubectl("get", "cm", "-n", ns, "-l", "doomed=yes", "-o", "name").stdout == ""
+    assert exists(cluster, "cm", "r2", "-n", ns)

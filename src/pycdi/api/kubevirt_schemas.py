@@ -214,16 +214,16 @@ def vmi_spec() -> Schema:
             "nodeSelector": str_map(),
             "priorityClassName": string(),
             "readinessProbe": preserve_unknown(),
-            "resourceClaims": arr(preserve_unknown(), list_type="map", map_keys=["name"]),
+            "resourceClaims": arr(_keyed_item("name"), list_type="map", map_keys=["name"]),
             "schedulerName": string(),
             "serviceAccountName": string(),
             "startStrategy": string(),
             "subdomain": string(),
             "terminationGracePeriodSeconds": int64(),
             "tolerations": arr(toleration()),
-            "topologySpreadConstraints": arr(preserve_unknown(), list_type="map",
+            "topologySpreadConstraints": arr(_keyed_item("topologyKey", "whenUnsatisfiable"), list_type="map",
                                              map_keys=["topologyKey", "whenUnsatisfiable"]),
-            "utilityVolumes": arr(preserve_unknown(), list_type="map", map_keys=["name"], max_items=256),
+            "utilityVolumes": arr(_keyed_item("name"), list_type="map", map_keys=["name"], max_items=256),
             "volumes": arr(_volume(), max_items=256),
         },
         ["domain"],
@@ -313,3 +313,8 @@ def virtual_machine_instance_schema() -> Schema:
         ["spec"],
         description="VirtualMachineInstance is a running virtual machine.",
     )
+
+
+def _keyed_item(*keys: str) -> Schema:
+    """A list-map item kept as sent but for its keys, which a structural schema must declare and require."""
+    return obj({k: string() for k in keys}, required=list(keys), preserve_unknown=True)

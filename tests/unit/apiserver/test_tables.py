@@ -148,7 +148,7 @@ PVCS = info("persistentvolumeclaims", "PersistentVolumeClaim")
 def test_pvc_columns_and_cells() -> None:
     assert headers(PVCS) == [
         ("Name", "string", 0), ("Status", "string", 0), ("Volume", "string", 0), ("Capacity", "string", 0),
-        ("Access Modes", "string", 0), ("StorageClass", "string", 0), ("VolumeAttributesClass", "string", 0),
+        ("Access Modes", "string", 0), ("StorageClass", "string", 0), ("VolumeAttributesClass", "string", 1),
         ("Age", "string", 0), ("VolumeMode", "string", 1)]
     bound = {"metadata": {"name": "disk", "creationTimestamp": CREATED},
              "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "local", "volumeName": "pv-1",

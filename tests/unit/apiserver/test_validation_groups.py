@@ -346,8 +346,8 @@ def test_crd_create() -> None:
     ]
     two_storage = crd(
         versions=[
-            {"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {}}},
-            {"name": "v2", "served": True, "storage": True, "schema": {"openAPIV3Schema": {}}},
+            {"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {"type": "object"}}},
+            {"name": "v2", "served": True, "storage": True, "schema": {"openAPIV3Schema": {"type": "object"}}},
         ]
     )
     got = causes(CRD, two_storage, name=NAME)
@@ -366,8 +366,8 @@ def test_crd_create() -> None:
     ]
     dup = crd(
         versions=[
-            {"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {}}},
-            {"name": "v1", "served": False, "storage": False, "schema": {"openAPIV3Schema": {}}},
+            {"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {"type": "object"}}},
+            {"name": "v1", "served": False, "storage": False, "schema": {"openAPIV3Schema": {"type": "object"}}},
         ]
     )
     assert causes(CRD, dup, name=NAME)[0][2].endswith(": must contain unique version names")

@@ -8,7 +8,7 @@ from typing import Any
 
 from .rbac import UserInfo
 from .store import Event, Store
-from .tokens import verify_service_account_token
+from .tokens import DEFAULT_ISSUER, verify_service_account_token
 
 ADMIN_USER = "admin"
 #: Users made by `pycdi user create` are Secrets of this type in kube-system: data.user and data.token.
@@ -71,7 +71,10 @@ class Authenticator:
         return None
 
     def _service_account(self, token: str) -> UserInfo | None:
-        claims = verify_service_account_token(self._sa_public_key, token)
+        # As kube-apiserver (--api-audiences defaults to the issuer): a token minted for another audience, such as
+        # a vault or an upload service, is not a credential for this API.
+        claims = verify_service_account_token(self._sa_public_key, token, audiences=[DEFAULT_ISSUER],
+                                              issuer=DEFAULT_ISSUER)
         if not claims:
             return None
         k8s = claims.get("kubernetes.io") or {}

@@ -78,8 +78,6 @@ def invalid(group: str, kind: str, name: str, causes: list[Cause]) -> APIError:
     ))
     # kube-apiserver brackets the list when there is more than one distinct cause.
     summary = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
-    if len(causes) > 1:
-        summary = f"[{summary}]"  # kube prints an aggregate of several field errors in brackets
     what = f"{kind}.{group}" if group else kind
     return APIError(422, "Invalid", f'{what} "{name}" is invalid: {summary}',
                     {"name": name, "group": group, "kind": kind, "causes": causes} if group

@@ -84,6 +84,8 @@ class ObjectService:
         self.store = store
         self.catalog = catalog
         self.admission = admission or AdmissionChain()
+        #: id(schema) -> (schema, {path: list keys}); the schema is kept so its id cannot be reused.
+        self._list_key_memo: dict[int, tuple[dict[str, Any], dict[tuple[str, ...], list[str] | None]]] = {}
 
     # ---- helpers ---------------------------------------------------------------------------------
 
@@ -260,6 +262,7 @@ class ObjectService:
                             managed_done: bool = False) -> Obj:
         if subresource == "status":
             obj = strategies.prepare_for_status_update(info, obj, old)
+            self._schema_checks(info, obj, ctx)  # kube prunes, defaults and validates CR status writes too
         elif subresource == "finalize" and (info.group, info.plural) == ("", "namespaces"):
             finalizers = (obj.get("spec") or {}).get("finalizers") or []
             obj = copy.deepcopy(old)
@@ -415,7 +418,16 @@ class ObjectService:
         """How lists are keyed for managed fields: the CRD schema's list types, or the built-in merge keys."""
         if info.custom:
             schema = info.schema
-            return (lambda path: list_map_keys(schema, path)) if schema else None
+            if not schema:
+                return None
+            # Walking the schema per path is costly on every write: memoise per schema and path.
+            memo = self._list_key_memo.setdefault(id(schema), (schema, {}))[1]
+
+            def keys(path: tuple[str, ...]) -> list[str] | None:
+                if path not in memo:
+                    memo[path] = list_map_keys(schema, path)
+                return memo[path]
+            return keys
         return builtin_list_map_keys(info.kind)
 
     async def _apply_create(self, info: ResourceInfo, namespace: str, name: str, applied: Obj,
@@ -519,7 +531,7 @@ class ObjectService:
 
 
 #: Built-in kinds whose registry strategy keeps metadata.generation (most built-ins we serve do not).
-_GENERATION_BUILTINS = {("apiextensions.k8s.io", "customresourcedefinitions"), ("", "pods")}
+_GENERATION_BUILTINS = {("apiextensions.k8s.io", "customresourcedefinitions")}
 
 
 def tracks_generation(info: ResourceInfo) -> bool:

@@ -218,7 +218,9 @@ class Store:
 
     def _stamp(self, obj: Obj, rev: int) -> str:
         obj.setdefault("metadata", {})["resourceVersion"] = str(rev)
-        return json.dumps(obj, separators=(",", ":"))
+        # apiVersion and kind lead the stored text, so lists can splice it without parsing (see listing.py).
+        head = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind")}
+        return json.dumps({**head, **obj}, separators=(",", ":"))
 
     def _commit(self, event_type: str, key: str, namespace: str, name: str, obj: Obj,
                 prev_rev: int, previous: Obj | None, remove: bool = False) -> Obj:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 
 from ..apiserver.service import ObjectService
+from .aggregation import AggregationLoop
 from .crds import CRDLoop
 from .garbage import GarbageCollector
 from .loops import Loop
@@ -27,7 +28,9 @@ class ControlPlane:
         self.garbage = GarbageCollector(service)
         self.serviceaccounts = ServiceAccountLoop(service, ca_pem)
         self.crds = CRDLoop(service)
-        self.loops: tuple[Loop, ...] = (self.crds, self.namespaces, self.garbage, self.serviceaccounts)
+        self.aggregation = AggregationLoop(service)
+        self.loops: tuple[Loop, ...] = (self.crds, self.namespaces, self.garbage, self.serviceaccounts,
+                                        self.aggregation)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._registered = False
 

@@ -32,8 +32,13 @@ async def _create_if_missing(service: ObjectService, group: str, plural: str, bo
     return True
 
 
+def _rbac_fields(obj: dict[str, Any]) -> tuple[str, ...]:
+    # The aggregation loop owns the rules of aggregating roles: bootstrap compares only their selectors.
+    return tuple(k for k in RBAC_FIELDS if not (k == "rules" and obj.get("aggregationRule")))
+
+
 def _rbac_differs(stored: dict[str, Any], wanted: dict[str, Any]) -> bool:
-    if any(stored.get(k) != wanted.get(k) for k in RBAC_FIELDS):
+    if any(stored.get(k) != wanted.get(k) for k in _rbac_fields(wanted)):
         return True
     stored_meta, wanted_meta = stored.get("metadata", {}), wanted.get("metadata", {})
     return any((stored_meta.get(k) or {}).get(label) != value
@@ -52,7 +57,7 @@ async def _reconcile_rbac(service: ObjectService, plural: str, wanted: dict[str,
     if (stored["metadata"].get("annotations") or {}).get(AUTOUPDATE) != "true":
         return
     updated = copy.deepcopy(stored)
-    for k in RBAC_FIELDS:
+    for k in _rbac_fields(wanted):
         if k in wanted:
             updated[k] = copy.deepcopy(wanted[k])
         else:

@@ -140,9 +140,15 @@ class ResourceHandler:
             raise errors.bad_request(f'invalid limit "{q.get("limit")}"') from None
         check_list_resource_version(q.get("resourceVersion", ""), q.get("resourceVersionMatch", ""),
                                     q.get("continue", ""))
-        result = list_objects(self.server.store, target.info, target.namespace or None, labels=labels,
-                              fields=fields, limit=max(limit, 0), continue_token=q.get("continue", ""))
         table = wants_table(request.headers.get("Accept", ""))
+        result = list_objects(self.server.store, target.info, target.namespace or None, labels=labels,
+                              fields=fields, limit=max(limit, 0), continue_token=q.get("continue", ""),
+                              raw=not table)
+        if result.raw_items is not None:
+            head = json.dumps({"kind": target.info.list_kind, "apiVersion": target.info.api_version,
+                               "metadata": result.metadata()}, separators=(",", ":"))[:-1]
+            body = head + ',"items":[' + ",".join(result.raw_items) + "]}"
+            return web.Response(body=body.encode(), content_type="application/json")
         if table:
             include = parse_include_object(q.get("includeObject"))
             return json_response(render_table(target.info, result.items, include_object=include,

@@ -56,7 +56,9 @@ PVCS = Printer((
     col("Capacity", "capacity represents the actual resources of the underlying volume."),
     col("Access Modes", "accessModes contains the actual access modes the volume backing the PVC has."),
     col("StorageClass", "StorageClass of the pvc"),
-    col("VolumeAttributesClass", "VolumeAttributesClass of the pvc"),
+    # Real 1.32 servers show this column by default; the default claim view stays the seven columns users know
+    # (and the issue names), with the class in `-o wide`.
+    col("VolumeAttributesClass", "VolumeAttributesClass of the pvc", priority=1),
     age_col(),
     col("VolumeMode", "volumeMode defines what type of volume is required by the claim.", priority=1),
 ), _pvc_cells)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import Cause
+from ..schema import check_structural
 from .metadata import as_dict, as_list, as_str
 from .names import (
     immutable,
@@ -119,6 +120,8 @@ def validate_crd(obj: Obj) -> list[Cause]:
         schema = as_dict(version.get("schema"))
         if not isinstance(schema.get("openAPIV3Schema"), dict):
             causes.append(required(f"{path}.schema.openAPIV3Schema", "schemas are required"))
+        else:
+            causes.extend(check_structural(schema["openAPIV3Schema"], f"{path}.schema.openAPIV3Schema"))
     if not unique:
         causes.append(
             _invalid_raw("spec.versions", _versions_repr(versions), "must contain unique version names")
