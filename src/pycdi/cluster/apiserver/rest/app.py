@@ -24,6 +24,7 @@ from ..discovery import (
     api_versions,
     discovery_content_type,
 )
+from ..escalation import EscalationCheck
 from ..openapi import openapi_v3_document, openapi_v3_index
 from ..pki import PKI
 from ..rbac import Attributes, Authorizer, UserInfo
@@ -67,6 +68,7 @@ class APIServer:
         self.admission = AdmissionChain()
         self.service = ObjectService(self.store, self.catalog, self.admission)
         self.authorizer = Authorizer(StoreRBACSource(self.store))
+        self.admission.register(EscalationCheck(self.authorizer, self.store))
         self.authenticator = Authenticator(self.store, admin_token, pki.sa_public_key_pem)
         self.resources = ResourceHandler(self)
         self.reviews = Reviews(self)
