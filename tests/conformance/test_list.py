@@ -160,8 +160,6 @@ def test_limit_and_continue_page_through_everything_once(cluster: Cluster) -> No
     assert "remainingItemCount" not in pages[-1]
 
 
-@pytest.mark.xfail(reason="continue pages read the current state, not a snapshot at the first page's "
-                          "resourceVersion as etcd-backed kube-apiserver does", strict=True)
 def test_continued_pages_are_a_snapshot_of_the_first_page_rv(cluster: Cluster) -> None:
     ns = new_namespace(cluster, "page")
     path = make_secrets(cluster, ns, 6)

@@ -171,3 +171,33 @@ def node_placement() -> Schema:
         "nodeSelector": str_map(),
         "tolerations": arr(toleration()),
     })
+
+
+def merge_list(items: Schema, key: str, *map_keys: str, retain_keys: bool = False,
+               description: str | None = None) -> Schema:
+    """A list merged by `key` in strategic merge patch (the k8s.io/api patchMergeKey/listMapKey tags).
+
+    The `x-kubernetes-patch-*` extensions are what kubectl's client-side apply reads from the
+    published OpenAPI to build its patch; `map_keys` defaults to the merge key alone.
+    """
+    node = arr(items, list_type="map", map_keys=list(map_keys or (key,)), description=description)
+    node["x-kubernetes-patch-merge-key"] = key
+    node["x-kubernetes-patch-strategy"] = "merge,retainKeys" if retain_keys else "merge"
+    return node
+
+
+def merge_set(items: Schema | None = None, *, description: str | None = None) -> Schema:
+    """A list of scalars merged as a set (patchStrategy merge without a key: finalizers, podCIDRs)."""
+    node = arr(items or string(), list_type="set", description=description)
+    node["x-kubernetes-patch-strategy"] = "merge"
+    return node
+
+
+def node_selector() -> Schema:
+    """core/v1 NodeSelector (a PV's `nodeAffinity.required`): terms ORed, requirements ANDed."""
+    requirement = obj({"key": string(), "operator": string(), "values": arr(string(), list_type="atomic")},
+                      ["key", "operator"])
+    term = obj({"matchExpressions": arr(requirement, list_type="atomic"),
+                "matchFields": arr(requirement, list_type="atomic")}, map_type="atomic")
+    return obj({"nodeSelectorTerms": arr(term, list_type="atomic")}, ["nodeSelectorTerms"],
+               map_type="atomic")

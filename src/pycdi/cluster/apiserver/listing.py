@@ -69,20 +69,22 @@ def list_objects(store: Store, info: ResourceInfo, namespace: str | None, *,
         if spliced is not None:
             return spliced
     start: tuple[str, str] | None = None
+    at_rev: int | None = None
     if continue_token:
-        rev, start = decode_continue(continue_token)
-        if rev < store.compacted_revision:
+        at_rev, start = decode_continue(continue_token)
+        if at_rev < store.compacted_revision:
             raise errors.expired(CONTINUE_EXPIRED)
     name = fields.value_for("metadata.name") if fields is not None else None
     if fields is not None and namespace is None:
         namespace = fields.value_for("metadata.namespace")
     key = info.storage_key
     items: list[Obj] = []
-    rev = store.revision
+    # Every page of a paginated list is read at the revision of its first page: one consistent snapshot.
+    rev = at_rev if at_rev is not None else store.revision
     while True:
         want = limit - len(items) if limit > 0 else 0
         page = store.list_page(key, namespace if info.namespaced else None, start_after=start, limit=want,
-                               name=name)
+                               name=name, at_rev=rev)
         for _ns, _name, text in page.items:
             obj = json.loads(text)
             if labels is not None and not labels.empty and not labels.matches(
@@ -103,12 +105,13 @@ def list_objects(store: Store, info: ResourceInfo, namespace: str | None, *,
 def _raw_page(store: Store, info: ResourceInfo, namespace: str | None, limit: int,
               continue_token: str) -> ListResult | None:
     start: tuple[str, str] | None = None
+    at_rev: int | None = None
     if continue_token:
-        rev, start = decode_continue(continue_token)
-        if rev < store.compacted_revision:
+        at_rev, start = decode_continue(continue_token)
+        if at_rev < store.compacted_revision:
             raise errors.expired(CONTINUE_EXPIRED)
     page = store.list_page(info.storage_key, namespace if info.namespaced else None, start_after=start,
-                           limit=limit)
+                           limit=limit, at_rev=at_rev)
     head = json.dumps({"apiVersion": info.api_version, "kind": info.kind}, separators=(",", ":"))[:-1] + ","
     raws = [raw for _ns, _name, raw in page.items]
     if not all(r.startswith(head) for r in raws):

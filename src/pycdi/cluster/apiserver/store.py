@@ -171,8 +171,15 @@ class Store:
         start_after: tuple[str, str] | None = None,
         limit: int = 0,
         name: str | None = None,
+        at_rev: int | None = None,
     ) -> Page:
-        """Current objects of `key` in (namespace, name) order, after `start_after`, at most `limit`."""
+        """Objects of `key` in (namespace, name) order, after `start_after`, at most `limit`.
+
+        With `at_rev` below the current revision the page is read from the log as it stood at that revision
+        (kine's MVCC read), so the pages of one paginated list form one consistent snapshot.
+        """
+        if at_rev is not None and at_rev < self._compacted:
+            raise Compacted(at_rev, self._compacted)
         where = ["key = ?"]
         args: list[Any] = [key]
         if namespace is not None:
@@ -184,20 +191,28 @@ class Store:
         if start_after is not None:
             where.append("(namespace, name) > (?, ?)")
             args.extend(start_after)
-        sql = f"SELECT namespace, name, value FROM current WHERE {' AND '.join(where)} ORDER BY namespace, name"
+        rev = self._rev
+        if at_rev is not None and at_rev < self._rev:
+            rev = at_rev
+            # The newest version of each object at or below `rev` (SQLite returns the bare columns of the MAX row);
+            # objects whose newest version is a tombstone did not exist then.
+            source = ("(SELECT namespace, name, value, type, MAX(rev) AS r FROM log WHERE "
+                      f"{' AND '.join(where)} AND rev <= ? GROUP BY namespace, name) WHERE type != 'DELETED'")
+            args.append(at_rev)
+        else:
+            source = f"current WHERE {' AND '.join(where)}"
+        sql = f"SELECT namespace, name, value FROM {source} ORDER BY namespace, name"
         if limit > 0:
             rows = self._db.execute(sql + " LIMIT ?", (*args, limit + 1)).fetchall()
         else:
             rows = self._db.execute(sql, args).fetchall()
         more = limit > 0 and len(rows) > limit
         items = [(r[0], r[1], r[2]) for r in rows[:limit]] if more else [(r[0], r[1], r[2]) for r in rows]
-        remaining = 0
         if more:
             last = items[-1]
-            count_sql = f"SELECT COUNT(*) FROM current WHERE {' AND '.join(where)}"
-            remaining = int(self._db.execute(count_sql, args).fetchone()[0]) - len(items)
-            return Page(items, self._rev, (last[0], last[1]), remaining)
-        return Page(items, self._rev, None, 0)
+            total = int(self._db.execute(f"SELECT COUNT(*) FROM {source}", args).fetchone()[0])
+            return Page(items, rev, (last[0], last[1]), total - len(items))
+        return Page(items, rev, None, 0)
 
     def iter_objects(self, key: str, namespace: str | None = None) -> Iterator[Obj]:
         page = self.list_page(key, namespace)
@@ -331,14 +346,20 @@ class Store:
     # ---- compaction ------------------------------------------------------------------------------
 
     def compact(self, target: int, keep: int = 1000) -> int:
-        """Drop log history at or below `target` (never the last `keep` revisions); returns the new floor."""
+        """Drop log history at or below `target` (never the last `keep` revisions); returns the new floor.
+
+        As kine: a version goes once a newer version at or below `target` supersedes it, and tombstones at or below
+        `target` go; so every revision from the floor on can still be read as it stood (paginated lists need it).
+        """
         target = min(target, self._rev - keep)
         if target <= self._compacted:
             return self._compacted
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute("DELETE FROM log WHERE rev <= ? AND rev NOT IN (SELECT rev FROM current)", (target,))
+            db.execute("DELETE FROM log WHERE rev IN (SELECT prev_rev FROM log WHERE rev <= ? AND prev_rev != 0)",
+                       (target,))
+            db.execute("DELETE FROM log WHERE type = 'DELETED' AND rev <= ?", (target,))
             db.execute("INSERT INTO meta (k, v) VALUES ('compacted_rev', ?) "
                        "ON CONFLICT(k) DO UPDATE SET v = excluded.v", (target,))
             db.execute("COMMIT")
@@ -346,7 +367,6 @@ class Store:
             db.execute("ROLLBACK")
             raise
         self._compacted = target
-        # Kick any watcher resumed from below the floor? No: live watchers are past it already.
         return target
 
     def checkpoint(self) -> None:
