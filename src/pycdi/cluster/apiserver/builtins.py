@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pycdi.api.builtin_schemas import builtin_schema
+
 from .resources import ResourceInfo
 
 _CRUD = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -13,7 +15,8 @@ def _r(group: str, version: str, plural: str, kind: str, namespaced: bool, *, sh
        stored: bool = True, singular: str = "") -> ResourceInfo:
     return ResourceInfo(group=group, version=version, plural=plural, kind=kind, namespaced=namespaced,
                         singular=singular or kind.lower(), short_names=short, categories=categories,
-                        verbs=verbs, subresources=frozenset(sub), stored=stored)
+                        verbs=verbs, subresources=frozenset(sub), stored=stored,
+                        schema=builtin_schema(group, version, kind))
 
 
 BUILTINS: tuple[ResourceInfo, ...] = (

@@ -9,6 +9,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from pycdi.api.meta_schemas import object_meta
+from pycdi.api.schema_dsl import described
 from pycdi.cluster.apiserver.resources import ResourceInfo
 
 META = "io.k8s.apimachinery.pkg.apis.meta.v1"
@@ -256,13 +258,16 @@ def _type_meta_properties() -> dict[str, Any]:
 
 def _kind_schema(info: ResourceInfo) -> dict[str, Any]:
     gvk = [{"group": info.group, "version": info.version, "kind": info.kind}]
-    if info.custom and info.schema:
+    if info.schema:
+        # A CRD's schema, or a built-in's (pycdi.api.builtin_schemas, with its patch strategies: kubectl's
+        # client-side apply builds its strategic merge patch from them).
         schema = copy.deepcopy(info.schema)
         props = schema.setdefault("properties", {})
         meta = _type_meta_properties()
         for key in ("apiVersion", "kind"):
             props.setdefault(key, meta[key])
-        # Whatever the CRD says about metadata (at most name/generateName), clients see ObjectMeta.
+        # Whatever the schema says about metadata (a CRD: at most name/generateName), clients see the
+        # shared ObjectMeta component.
         props["metadata"] = meta["metadata"]
         schema.setdefault("type", "object")
     elif info.custom:
@@ -272,7 +277,8 @@ def _kind_schema(info: ResourceInfo) -> dict[str, Any]:
             "x-kubernetes-preserve-unknown-fields": True,
         }
     else:
-        # Built-ins: no field list, so client tools invent no validation the server does not do.
+        # Built-ins without a schema: no field list, so client tools invent no validation the server
+        # does not do.
         schema = {
             "type": "object",
             "description": f"{info.kind} ({info.api_version}).",
@@ -302,42 +308,8 @@ def _list_schema(info: ResourceInfo) -> dict[str, Any]:
 
 def _meta_schemas() -> dict[str, Any]:
     string = {"type": "string"}
-    string_map = {"type": "object", "additionalProperties": {"type": "string", "default": ""}}
-    loose = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
     return {
-        OBJECT_META: {
-            "type": "object",
-            "description": "ObjectMeta is metadata that all persisted resources must have.",
-            "properties": {
-                "annotations": string_map,
-                "creationTimestamp": {"type": "string", "format": "date-time"},
-                "deletionGracePeriodSeconds": {"type": "integer", "format": "int64"},
-                "deletionTimestamp": {"type": "string", "format": "date-time"},
-                "finalizers": {
-                    "type": "array",
-                    "items": {"type": "string", "default": ""},
-                    "x-kubernetes-list-type": "set",
-                    "x-kubernetes-patch-strategy": "merge",
-                },
-                "generateName": string,
-                "generation": {"type": "integer", "format": "int64"},
-                "labels": string_map,
-                "managedFields": {"type": "array", "items": loose},
-                "name": string,
-                "namespace": string,
-                "ownerReferences": {
-                    "type": "array",
-                    "items": loose,
-                    "x-kubernetes-list-map-keys": ["uid"],
-                    "x-kubernetes-list-type": "map",
-                    "x-kubernetes-patch-merge-key": "uid",
-                    "x-kubernetes-patch-strategy": "merge",
-                },
-                "resourceVersion": string,
-                "selfLink": string,
-                "uid": string,
-            },
-        },
+        OBJECT_META: described(object_meta(), "ObjectMeta is metadata that all persisted resources must have."),
         LIST_META: {
             "type": "object",
             "properties": {

@@ -164,17 +164,28 @@ class ObjectService:
             meta["name"] = name
 
     def _schema_checks(self, info: ResourceInfo, obj: Obj, ctx: WriteContext) -> None:
-        """CRD structural schema: prune unknown fields (per fieldValidation), default, validate."""
+        """Structural schema: prune unknown fields (per fieldValidation); for CRs also default and validate.
+
+        Built-ins are pruned only, as kube's typed decoding drops (and with Strict/Warn reports) unknown
+        fields; their defaults and validation are the strategies' and the validation package's job.
+        """
         for dup in ctx.duplicate_fields:
             self._unknown_or_duplicate(info, f'duplicate field "{dup}"', ctx)
-        if not info.custom or not info.schema:
+        if not info.schema:
             return
         unknown = prune(obj, info.schema)
+        meta_schema = info.schema.get("properties", {}).get("metadata")
+        if not info.custom and isinstance(obj.get("metadata"), dict) and isinstance(meta_schema, dict):
+            # The root prune only knows ObjectMeta's field names; a built-in's ObjectMeta is typed all
+            # the way down (an owner reference's typo is an unknown field too).
+            unknown = sorted(unknown + [f"metadata.{p}" for p in prune(obj["metadata"], meta_schema)])
         if unknown:
             if ctx.field_validation == "Strict":
                 raise errors.bad_request(strict_decoding_message(info.kind, info.version, unknown))
             if ctx.field_validation == "Warn":
                 ctx.warnings.extend(unknown_field_messages(unknown))
+        if not info.custom:
+            return
         apply_defaults(obj, info.schema)
         causes = validate(obj, info.schema)
         if causes:
