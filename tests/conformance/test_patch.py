@@ -315,8 +315,6 @@ def test_duplicate_json_field_with_strict_is_400(cluster: Cluster) -> None:
     assert cluster.request("GET", cm_path(ns, "dup"))[0] == 404
 
 
-@pytest.mark.xfail(reason="built-in kinds are not pruned: unknown fields are stored and Strict does not refuse "
-                          "them (needs per-kind schemas)", strict=True)
 def test_strict_unknown_field_on_builtin_is_400(cluster: Cluster) -> None:
     ns = new_namespace(cluster, "p")
     status, body, _ = cluster.request("POST", cm_path(ns) + "?fieldValidation=Strict",

@@ -250,8 +250,6 @@ spec:
     assert ns.snapshot() == before
 
 
-@pytest.mark.xfail(reason="built-in kinds have no schema, so unknown fields are stored instead of refused "
-                          "(fieldValidation=Strict) or dropped", strict=True)
 def test_kubectl_apply_with_a_typo_in_a_builtin(cluster: Cluster, ns: Namespace, tmp_path: Path) -> None:
     manifest = tmp_path / "cm.yaml"
     manifest.write_text(f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: typo\n  namespace: {ns.name}\n"

@@ -8,6 +8,8 @@ from typing import Any
 
 from pycdi.cluster.apiserver.resources import ResourceInfo
 
+from .mediatypes import media_ranges
+
 AGGREGATED_VERSIONS = ("v2", "v2beta1")
 
 #: Subresource -> (verbs, response (group, version, kind) or None for the parent's kind), as kube serves them.
@@ -203,27 +205,12 @@ def discovery_content_type(accept: str) -> str | None:
     Media ranges are taken in order (q-values honoured); the first JSON one asking for an
     APIGroupDiscoveryList of a version we serve wins, and a plain `application/json` first means plain.
     """
-    ranges: list[tuple[float, int, str | None, bool]] = []
-    for position, part in enumerate(accept.split(",")):
-        pieces = [p.strip() for p in part.split(";")]
-        media = pieces[0].lower()
-        params = {}
-        for piece in pieces[1:]:
-            key, _, value = piece.partition("=")
-            params[key.strip().lower()] = value.strip().strip('"')
-        try:
-            q = float(params.get("q", "1"))
-        except ValueError:
-            q = 1.0
-        if q <= 0 or media not in ("application/json", "application/*", "*/*"):
+    for r in media_ranges(accept):
+        if not r.is_json:
             continue
-        wanted = params.get("as") == "APIGroupDiscoveryList" and params.get("g") == "apidiscovery.k8s.io"
-        version = params.get("v")
-        if wanted and version in AGGREGATED_VERSIONS:
-            ranges.append((-q, position, version, True))
-        elif "as" not in params and "g" not in params:
-            ranges.append((-q, position, None, True))
-    if not ranges:
-        return None
-    ranges.sort()
-    return ranges[0][2]
+        if r.params.get("as") == "APIGroupDiscoveryList" and r.params.get("g") == "apidiscovery.k8s.io":
+            if r.params.get("v") in AGGREGATED_VERSIONS:
+                return r.params["v"]
+        elif "as" not in r.params and "g" not in r.params:
+            return None
+    return None

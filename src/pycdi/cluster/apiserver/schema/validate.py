@@ -24,6 +24,8 @@ from pycdi.cluster.apiserver.schema._field import (
 )
 from pycdi.cluster.apiserver.schema._formats import format_ok
 
+from ..patching.jsonvalue import json_equal
+
 Schema = dict[str, Any]
 #: kube validates CRs with a nil field path, so errors about the root (and the allOf/anyOf/oneOf/not
 #: summaries, which carry no name) print as `<nil>`.
@@ -55,19 +57,6 @@ def _json_type(value: Any) -> str:
     if isinstance(value, list):
         return "array"
     return "object"
-
-
-def json_equal(a: Any, b: Any) -> bool:
-    """JSON equality: booleans never equal numbers, 1 equals 1.0, containers compare deeply."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return a == b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
-    return type(a) is type(b) and bool(a == b)
 
 
 def _field(name: str) -> str:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import bad_request
+from ..mediatypes import media_ranges
 from ..resources import ResourceInfo
 from . import core, storage
 from .custom import DEFAULT, crd_printer
@@ -96,27 +97,6 @@ def render_table(info: ResourceInfo, objects: list[dict[str, Any]], *, include_o
     }
 
 
-def _media_ranges(accept: str) -> list[tuple[float, int, str, dict[str, str]]]:
-    ranges = []
-    for index, clause in enumerate(accept.split(",")):
-        parts = [p.strip() for p in clause.split(";")]
-        media = parts[0].lower()
-        if not media:
-            continue
-        params: dict[str, str] = {}
-        for p in parts[1:]:
-            key, _, value = p.partition("=")
-            params[key.strip().lower()] = value.strip().strip('"')
-        try:
-            q = float(params.pop("q", "1"))
-        except ValueError:
-            q = 1.0
-        ranges.append((q, index, media, params))
-    # Highest q first; the client's own order breaks ties (the order kubectl relies on).
-    ranges.sort(key=lambda r: (-r[0], r[1]))
-    return ranges
-
-
 def wants_table(accept: str | None) -> str | None:
     """"v1" or "v1beta1" when the Accept header's most preferred servable range is a JSON Table.
 
@@ -125,16 +105,14 @@ def wants_table(accept: str | None) -> str | None:
     """
     if not accept:
         return None
-    for q, _, media, params in _media_ranges(accept):
-        if q <= 0:
+    for r in media_ranges(accept):
+        if not r.is_json:
             continue
-        if media not in ("application/json", "application/*", "*/*"):
-            continue
-        kind = params.get("as")
+        kind = r.params.get("as")
         if kind is None:
             return None
-        if kind == "Table" and params.get("g") == "meta.k8s.io" and params.get("v") in _TABLE_VERSIONS:
-            return params["v"]
+        if kind == "Table" and r.params.get("g") == "meta.k8s.io" and r.params.get("v") in _TABLE_VERSIONS:
+            return r.params["v"]
     return None
 
 
