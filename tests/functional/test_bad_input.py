@@ -397,3 +397,20 @@ def test_create_in_a_missing_namespace_is_404(ns: Namespace) -> None:
 def test_existing_name_is_409(ns: Namespace) -> None:
     ns.rejected("POST", ns.cm, _configmap("keep"), code=409, reason="AlreadyExists",
                 message='configmaps "keep" already exists')
+
+
+def test_wrong_json_types_in_a_builtin_are_400(ns: Namespace) -> None:
+    """kube's typed decoding refuses a list where a map goes, or a string where an integer goes."""
+    out = ns.rejected("POST", ns.cm, _configmap("typed", data=["a"]) | {"data": ["a"]}, code=400,
+                      reason="BadRequest", message='ConfigMap in version "v1" cannot be handled as a ConfigMap')
+    assert "data" in out["message"]
+    ns.rejected("POST", ns.pvc, {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "typed"},
+        "spec": {"accessModes": "ReadWriteOnce", "resources": {"requests": {"storage": "1Gi"}}}},
+        code=400, reason="BadRequest", message="spec.accessModes")
+    # Quantities are int-or-string, and null decodes to the zero value: both are fine.
+    ok = ns.post(ns.pvc, {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "fine"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": 1073741824}},
+                 "selector": None}})
+    assert ok["spec"]["resources"]["requests"]["storage"] in (1073741824, "1Gi", "1073741824")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from . import up, user
+from . import up, user, worker_probe
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -15,6 +15,7 @@ def cli() -> None:
 
 cli.add_command(up.up)
 cli.add_command(user.user)
+cli.add_command(worker_probe.worker_probe)
 
 
 def main() -> None:

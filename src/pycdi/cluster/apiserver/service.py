@@ -185,11 +185,27 @@ class ObjectService:
             if ctx.field_validation == "Warn":
                 ctx.warnings.extend(unknown_field_messages(unknown))
         if not info.custom:
+            self._check_builtin_types(info, obj)
             return
         apply_defaults(obj, info.schema)
         causes = validate(obj, info.schema)
         if causes:
             raise errors.invalid(info.group, info.kind, obj.get("metadata", {}).get("name", ""), causes)
+
+    @staticmethod
+    def _check_builtin_types(info: ResourceInfo, obj: Obj) -> None:
+        """A built-in's fields must have their JSON types: kube's typed decoding refuses a list where a map goes.
+
+        Only type mismatches count here (null decodes to the zero value, as in Go); every other rule of a built-in
+        is the validation package's.
+        """
+        assert info.schema is not None
+        wrong = [c for c in validate(obj, info.schema)
+                 if c.get("reason") == "FieldValueTypeInvalid" and '"null"' not in c.get("message", "")]
+        if wrong:
+            detail = "; ".join(f'{c["field"]}: {c["message"]}' for c in wrong[:5])
+            raise errors.bad_request(f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: '
+                                     f"{detail}")
 
     def _unknown_or_duplicate(self, info: ResourceInfo, what: str, ctx: WriteContext) -> None:
         if ctx.field_validation == "Strict":

@@ -1,0 +1,242 @@
+"""The copy engine: reflink when the filesystem can share extents, else a sparse copy that keeps holes as holes."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import fcntl
+import os
+import stat
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pycdi.cluster.storage import loopdev
+from pycdi.cluster.storage.errors import StorageError
+from pycdi.cluster.storage.fsinfo import clone_fd, data_extents
+
+CHUNK = 1 << 20  # bytes read per system call when bytes have to pass through us
+ZERO_BLOCK = 64 << 10  # granularity of zero detection: a zero block is left out of the target
+_ZEROS = bytes(ZERO_BLOCK)
+_ZERO_CHUNK = bytes(CHUNK)
+BLKZEROOUT = 0x127F  # _IO(0x12, 127): zero a byte range of a block device (loop: fallocate, no data written)
+BLKFLSBUF = 0x1261  # _IO(0x12, 97): drop the device's cached pages after its backing file changed underneath
+# copy_file_range/sendfile errors that mean "not between these two files", so the next method is tried.
+_FALLBACK = frozenset({errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF})
+
+Method = Literal["reflink", "sparse", "stream"]
+_RANK: dict[str, int] = {"reflink": 0, "sparse": 1, "stream": 2}
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    """How a copy was made and how many bytes it moved.
+
+    bytes_copied: for "reflink" the logical size that now shares the source's extents (nothing moved);
+    for "sparse"/"stream" the bytes of data actually written (holes and skipped zero blocks not counted).
+    """
+
+    method: Method
+    bytes_copied: int
+
+
+class _RangeCopier:
+    """Copies byte ranges between two open files with the best call the kernel accepts, downgrading once."""
+
+    def __init__(self, src_fd: int, dst_fd: int) -> None:
+        self.src_fd, self.dst_fd = src_fd, dst_fd
+        self.mode = "copy_file_range"
+        self._buf = bytearray(0)
+
+    def copy(self, offset: int, length: int) -> int:
+        done = 0
+        while done < length:
+            pos, want = offset + done, min(length - done, 1 << 30)
+            try:
+                if self.mode == "copy_file_range":
+                    n = os.copy_file_range(self.src_fd, self.dst_fd, want, pos, pos)
+                elif self.mode == "sendfile":
+                    os.lseek(self.dst_fd, pos, os.SEEK_SET)
+                    n = os.sendfile(self.dst_fd, self.src_fd, pos, want)
+                else:
+                    n = self._read_write(pos, want)
+            except OSError as e:
+                if e.errno in _FALLBACK and done == 0 and self.mode != "pread":
+                    self.mode = "sendfile" if self.mode == "copy_file_range" else "pread"
+                    continue
+                raise
+            if n == 0:
+                break  # the source ended early (it shrank while we copied)
+            done += n
+        return done
+
+    def _read_write(self, pos: int, want: int) -> int:
+        if not self._buf:
+            self._buf = bytearray(CHUNK)
+        view = memoryview(self._buf)
+        n = os.preadv(self.src_fd, [view[:min(want, CHUNK)]], pos)
+        if n:
+            os.pwrite(self.dst_fd, view[:n], pos)
+        return n
+
+
+def _open(path: Path, flags: int, what: str, mode: int = 0o600) -> int:
+    try:
+        return os.open(path, flags | os.O_CLOEXEC, mode)
+    except OSError as e:
+        raise StorageError.from_os(f"cannot open the {what}", path, e) from e
+
+
+def copy_file(src: Path, dst: Path, *, sync: bool = True) -> CopyResult:
+    """Copy a regular file: reflink (FICLONE) when both are on a filesystem that shares extents, else the
+    data extents only (SEEK_DATA/SEEK_HOLE + copy_file_range), so the target has the source's holes.
+
+    dst is created or truncated, with the source's permission bits. sync fsyncs the target.
+    """
+    src_fd = _open(src, os.O_RDONLY, "source file")
+    try:
+        st = os.fstat(src_fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise StorageError("not a regular file (use copy_block for devices)", src, errno.EINVAL)
+        if os.path.exists(dst) and os.path.samefile(src, dst):
+            raise StorageError("source and target are the same file", dst, errno.EINVAL)
+        dst_fd = _open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, "target file", st.st_mode & 0o7777)
+        try:
+            return _copy_open_file(src, dst, src_fd, dst_fd, st.st_size, sync)
+        finally:
+            os.close(dst_fd)
+    finally:
+        os.close(src_fd)
+
+
+def _copy_open_file(src: Path, dst: Path, src_fd: int, dst_fd: int, size: int, sync: bool) -> CopyResult:
+    try:
+        if clone_fd(src_fd, dst_fd):
+            result = CopyResult("reflink", size)
+        else:
+            # Size first: every range we do not write stays a hole, and the target ends where the source does.
+            os.ftruncate(dst_fd, size)
+            copier = _RangeCopier(src_fd, dst_fd)
+            copied = sum(copier.copy(off, length) for off, length in data_extents(src_fd, 0, size))
+            result = CopyResult("sparse", copied)
+        if sync:
+            os.fsync(dst_fd)
+    except OSError as e:
+        raise StorageError.from_os(f"cannot copy {src} to", dst, e) from e
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- trees
+
+def _syncfs(path: Path) -> None:
+    """Flush the filesystem holding path (one syncfs instead of an fsync per file)."""
+    fd = _open(path, os.O_RDONLY | os.O_DIRECTORY, "directory")
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        if libc.syncfs(fd) != 0:
+            os.sync()
+    except (OSError, AttributeError):
+        os.sync()
+    finally:
+        os.close(fd)
+
+
+def _copy_xattrs(src: Path, dst: Path) -> None:
+    try:
+        names = os.listxattr(src, follow_symlinks=False)
+    except OSError:
+        return  # the source filesystem has no extended attributes
+    for name in names:
+        try:
+            os.setxattr(dst, name, os.getxattr(src, name, follow_symlinks=False), follow_symlinks=False)
+        except OSError as e:
+            # Namespaces the target refuses (trusted.* as non-root, no xattr support) are not the data.
+            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EACCES):
+                raise
+
+
+def _copy_metadata(src: Path, dst: Path, st: os.stat_result) -> None:
+    link = stat.S_ISLNK(st.st_mode)
+    _copy_xattrs(src, dst)
+    try:
+        os.chown(dst, st.st_uid, st.st_gid, follow_symlinks=False)
+    except PermissionError:
+        pass  # not root: files end up owned by us, as cp without --preserve does
+    if not link:
+        os.chmod(dst, stat.S_IMODE(st.st_mode))  # after chown, which clears set-id bits
+    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+
+
+def copy_tree(src: Path, dst: Path, *, sync: bool = True) -> CopyResult:
+    """Copy a Filesystem volume: directories, regular files (copy_file), symlinks, hard links, fifos and
+    device nodes, with modes, owners (when permitted), extended attributes and times.
+
+    dst may be missing or an empty directory. The method is the costliest one any file needed
+    ("reflink" when every file was reflinked, "sparse" otherwise and for a tree without files).
+    """
+    try:
+        root_st = os.stat(src)
+    except OSError as e:
+        raise StorageError.from_os("cannot read the source directory", src, e) from e
+    if not stat.S_ISDIR(root_st.st_mode):
+        raise StorageError("not a directory", src, errno.ENOTDIR)
+    try:
+        os.makedirs(dst, exist_ok=True)
+        if any(os.scandir(dst)):
+            raise StorageError("the target directory is not empty", dst, errno.ENOTEMPTY)
+    except OSError as e:
+        raise StorageError.from_os("cannot use the target directory", dst, e) from e
+    method: str | None = None
+    total = 0
+    links: dict[tuple[int, int], Path] = {}
+    dirs: list[tuple[Path, Path, os.stat_result]] = [(src, dst, root_st)]
+    pending = [(src, dst)]
+    while pending:
+        sdir, ddir = pending.pop()
+        try:
+            entries = list(os.scandir(sdir))
+        except OSError as e:
+            raise StorageError.from_os("cannot list", sdir, e) from e
+        for entry in entries:
+            s, d = Path(entry.path), ddir / entry.name
+            try:
+                st = entry.stat(follow_symlinks=False)
+                mode = st.st_mode
+                if stat.S_ISDIR(mode):
+                    os.mkdir(d, 0o700)  # final mode set after its children are written
+                    dirs.append((s, d, st))
+                    pending.append((s, d))
+                    continue
+                key = (st.st_dev, st.st_ino)
+                if st.st_nlink > 1 and key in links:
+                    os.link(links[key], d)
+                    continue
+                if stat.S_ISREG(mode):
+                    result = copy_file(s, d, sync=False)
+                    total += result.bytes_copied
+                    method = result.method if method is None or _RANK[result.method] > _RANK[method] else method
+                elif stat.S_ISLNK(mode):
+                    os.symlink(os.readlink(s), d)
+                elif stat.S_ISFIFO(mode):
+                    os.mkfifo(d, 0o600)
+                elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+                    os.mknod(d, stat.S_IFMT(mode) | 0o600, st.st_rdev)
+                else:
+                    continue  # sockets belong to a running process, not to the volume's data
+                if st.st_nlink > 1:
+                    links[key] = d
+                _copy_metadata(s, d, st)
+            except OSError as e:
+                raise StorageError.from_os(f"cannot copy {s} to", d, e) from e
+    # Deepest first, so setting a directory's times is not undone by writing into it afterwards.
+    for s, d, st in reversed(dirs):
+        try:
+            _copy_metadata(s, d, st)
+        except OSError as e:
+            raise StorageError.from_os(f"cannot copy the attributes of {s} to", d, e) from e
+    if sync:
+        _syncfs(dst)
+    return CopyResult("sparse" if method is None else method, total)  # type: ignore[arg-type]
