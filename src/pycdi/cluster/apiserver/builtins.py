@@ -12,11 +12,11 @@ _CREATE_ONLY = ("create",)
 
 def _r(group: str, version: str, plural: str, kind: str, namespaced: bool, *, short: tuple[str, ...] = (),
        categories: tuple[str, ...] = (), sub: tuple[str, ...] = (), verbs: tuple[str, ...] = _CRUD,
-       stored: bool = True, singular: str = "") -> ResourceInfo:
+       stored: bool = True, singular: str = "", shares_storage_with: str = "") -> ResourceInfo:
     return ResourceInfo(group=group, version=version, plural=plural, kind=kind, namespaced=namespaced,
                         singular=singular or kind.lower(), short_names=short, categories=categories,
                         verbs=verbs, subresources=frozenset(sub), stored=stored,
-                        schema=builtin_schema(group, version, kind))
+                        schema=builtin_schema(group, version, kind), shares_storage_with=shares_storage_with)
 
 
 BUILTINS: tuple[ResourceInfo, ...] = (
@@ -55,11 +55,8 @@ BUILTINS: tuple[ResourceInfo, ...] = (
     # coordination.k8s.io/v1
     _r("coordination.k8s.io", "v1", "leases", "Lease", True),
     # events.k8s.io/v1 shares storage with core events (as kube-apiserver does)
-    _r("events.k8s.io", "v1", "events", "Event", True, short=("ev",)),
+    _r("events.k8s.io", "v1", "events", "Event", True, short=("ev",), shares_storage_with="core/events"),
     # apiextensions.k8s.io/v1
     _r("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False,
        short=("crd", "crds"), sub=("status",)),
 )
-
-#: Resources that share storage with another group's resource (events.k8s.io events are core events).
-SHARED_STORAGE: dict[tuple[str, str], str] = {("events.k8s.io", "events"): "core/events"}

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import errors
+from .conversion import to_served
 from .resources import ResourceInfo
 from .selectors import FieldSelector, LabelSelector
 from .store import Store
@@ -92,7 +93,7 @@ def list_objects(store: Store, info: ResourceInfo, namespace: str | None, *,
                 continue
             if fields is not None and not fields.empty and not fields.matches(obj):
                 continue
-            obj["apiVersion"], obj["kind"] = info.api_version, info.kind
+            obj = to_served(info, obj)
             items.append(obj)
         if page.next_start is None:
             return ListResult(items, rev)

@@ -37,6 +37,8 @@ class ResourceInfo:
     #: Whether the resource keeps its storage in the database (False for virtual resources such as
     #: SubjectAccessReview, which are answered and never stored).
     stored: bool = True
+    #: The storage key of another resource whose objects this one serves (events.k8s.io Events are core Events).
+    shares_storage_with: str = ""
 
     @property
     def api_version(self) -> str:
@@ -50,7 +52,7 @@ class ResourceInfo:
     @property
     def storage_key(self) -> str:
         """The key prefix objects of this resource are stored under, shared by all its versions."""
-        return f"{self.group or 'core'}/{self.plural}"
+        return self.shares_storage_with or f"{self.group or 'core'}/{self.plural}"
 
     @property
     def list_kind(self) -> str:

@@ -20,6 +20,7 @@ from . import errors, strategies
 from . import validation as builtin_validation
 from .admission import CREATE, DELETE, UPDATE, AdmissionChain, AdmissionRequest
 from .catalog import Catalog
+from .conversion import to_served, to_stored
 from .patching import (
     ApplyConflict,
     PatchError,
@@ -100,9 +101,12 @@ class ObjectService:
     @staticmethod
     def present(info: ResourceInfo, obj: Obj) -> Obj:
         """The object as served at `info`'s version."""
-        obj["apiVersion"] = info.api_version
-        obj["kind"] = info.kind
-        return obj
+        return to_served(info, obj)
+
+    def _load(self, info: ResourceInfo, namespace: str, name: str) -> Obj | None:
+        """The stored object in the form `info` serves (only resources stored under another group differ)."""
+        obj = self.store.get(self.key(info), namespace, name)
+        return to_served(info, obj) if obj is not None and info.shares_storage_with else obj
 
     def get(self, info: ResourceInfo, namespace: str, name: str) -> Obj:
         obj = self.store.get(self.key(info), self._ns(info, namespace), name)
@@ -260,7 +264,7 @@ class ObjectService:
                 raise errors.already_exists(info.group, info.plural, meta["name"])
             return self.present(info, obj)
         try:
-            return self.present(info, self.store.create(key, namespace, meta["name"], obj))
+            return self.present(info, self.store.create(key, namespace, meta["name"], to_stored(info, obj)))
         except KeyExists:
             raise errors.already_exists(info.group, info.plural, meta["name"]) from None
 
@@ -272,7 +276,7 @@ class ObjectService:
         obj = copy.deepcopy(body)
         self._check_identity(info, namespace, obj, name)
         namespace = self._ns(info, namespace)
-        old = self.store.get(self.key(info), namespace, name)
+        old = self._load(info, namespace, name)
         if old is None:
             raise errors.not_found(info.group, info.plural, name)
         rv = obj["metadata"].get("resourceVersion")
@@ -352,12 +356,14 @@ class ObjectService:
         if old_meta.get("deletionTimestamp") and not meta.get("finalizers") and not spec_finalizers:
             # The last finalizer is gone: the deletion the client asked for earlier completes now.
             try:
-                deleted = self.store.delete(key, namespace, name, expected_rev=expected, final=obj)
+                deleted = self.store.delete(key, namespace, name, expected_rev=expected,
+                                            final=to_stored(info, obj))
             except RevisionMismatch:
                 raise errors.conflict(info.group, info.plural, name) from None
             return self.present(info, deleted)
         try:
-            return self.present(info, self.store.update(key, namespace, name, obj, expected_rev=expected))
+            return self.present(info, self.store.update(key, namespace, name, to_stored(info, obj),
+                                                        expected_rev=expected))
         except RevisionMismatch:
             raise errors.conflict(info.group, info.plural, name) from None
         except KeyMissing:
@@ -393,7 +399,7 @@ class ObjectService:
             raise errors.unsupported_media_type(content_type, allowed)
         namespace = self._ns(info, namespace)
         for _attempt in range(5):
-            old = self.store.get(self.key(info), namespace, name)
+            old = self._load(info, namespace, name)
             if content_type == APPLY_PATCH:
                 if not ctx.field_manager:
                     raise errors.bad_request("PATCH requests with Content-Type application/apply-patch+yaml must "
@@ -468,7 +474,7 @@ class ObjectService:
         if managed and not ctx.dry_run:
             created["metadata"]["managedFields"] = managed
             created = self.present(info, self.store.update(self.key(info), namespace if info.namespaced else "",
-                                                           name, created))
+                                                           name, to_stored(info, created)))
         return created
 
     # ---- delete ----------------------------------------------------------------------------------
@@ -479,7 +485,7 @@ class ObjectService:
         options = options or {}
         namespace = self._ns(info, namespace)
         key = self.key(info)
-        old = self.store.get(key, namespace, name)
+        old = self._load(info, namespace, name)
         if old is None:
             raise errors.not_found(info.group, info.plural, name)
         meta = old["metadata"]
@@ -536,7 +542,7 @@ class ObjectService:
     def _store_update(self, info: ResourceInfo, namespace: str, name: str, new: Obj, ctx: WriteContext) -> Obj:
         if ctx.dry_run:
             return self.present(info, new)
-        return self.present(info, self.store.update(self.key(info), namespace, name, new))
+        return self.present(info, self.store.update(self.key(info), namespace, name, to_stored(info, new)))
 
     # ---- in-process conveniences for control loops -----------------------------------------------
 

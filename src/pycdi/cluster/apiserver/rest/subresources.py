@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from .app import APIServer
 
 Obj = dict[str, Any]
-#: (namespace, pod, container, query) -> log text; the node agent installs one.
-LogReader = Callable[[str, str, str, dict[str, str]], Awaitable[str]]
+#: (namespace, pod, container, query) -> log text, or a byte stream (follow=true); the node agent installs one.
+LogReader = Callable[[str, str, str, dict[str, str]], Awaitable[str | AsyncIterator[bytes]]]
 
 MAX_TOKEN_SECONDS = 48 * 3600
 DEFAULT_TOKEN_SECONDS = 3600
@@ -103,5 +103,15 @@ class Subresources:
         if self.log_reader is None:
             raise errors.bad_request(f'container "{container}" in pod "{target.name}" is waiting to start: '
                                      f"no node agent runs it")
-        text = await self.log_reader(target.namespace, target.name, container, dict(request.query))
-        return web.Response(text=text, content_type="text/plain")
+        result = await self.log_reader(target.namespace, target.name, container, dict(request.query))
+        if isinstance(result, str):
+            return web.Response(text=result, content_type="text/plain")
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await response.prepare(request)
+        try:
+            async for chunk in result:
+                await response.write(chunk)
+        except ConnectionResetError:
+            return response  # the client stopped following
+        await response.write_eof()
+        return response

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from .. import errors
+from ..conversion import to_served
 from ..listing import list_objects
 from ..selectors import FieldSelector, LabelSelector
 from ..store import ADDED, DELETED, Compacted, Event
@@ -138,8 +139,7 @@ async def serve_watch(server: APIServer, request: web.Request, target: Target,
             seen = translate(event, labels, fields)
             if seen is None:
                 continue
-            obj = dict(event.object)
-            obj["apiVersion"], obj["kind"] = info.api_version, info.kind
+            obj = to_served(info, dict(event.object))
             await send(seen, obj)
         if bookmarks:
             await send("BOOKMARK", bookmark(store.revision))
