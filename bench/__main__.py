@@ -7,12 +7,13 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from bench import apiserver
+from bench import apiserver, clone
 
 
 def main() -> int:
     results: dict[str, float] = {}
     results.update(apiserver.run())
+    results.update(clone.run())
     out = Path(__file__).with_name("results.json")
     out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     print(f"\nmeasured {date.today().isoformat()}")

@@ -1,4 +1,4 @@
-"""Shared fixtures: one real embedded cluster per test module."""
+"""Shared fixtures: one real embedded cluster per test module, and no loop device left behind."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pycdi.cluster.storage import loopdev
 from tests.support.cluster import Cluster
 
 
@@ -18,3 +19,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield c
     finally:
         c.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _release_loop_devices(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Block volumes of the clusters these tests start stay attached across restarts, as they should;
+    when the session ends, detach those whose backing files live under this session's temporary root."""
+    yield
+    root = str(tmp_path_factory.getbasetemp().resolve())
+    for device, backing in loopdev.attached().items():
+        if str(backing).removesuffix(" (deleted)").startswith(root + "/"):
+            loopdev.detach(device)

@@ -104,6 +104,8 @@ def test_pod_node_name_and_phase_field_selectors(cluster: Cluster) -> None:
         spec: Obj = {"containers": [{"name": "c", "image": "example.invalid/img:1"}]}
         if node:
             spec["nodeName"] = node
+        else:
+            spec["schedulerName"] = "no-such-scheduler"  # stays unscheduled: the embedded scheduler skips it
         status, body, _ = cluster.request("POST", f"/api/v1/namespaces/{ns}/pods",
                                           {"metadata": {"name": name}, "spec": spec})
         assert status == 201, body

@@ -34,7 +34,8 @@ class Cluster:
         return self.data_dir / "kubeconfig"
 
     def _config(self) -> dict[str, Any]:
-        return yaml.safe_load(self.kubeconfig.read_text())
+        config: dict[str, Any] = yaml.safe_load(self.kubeconfig.read_text())
+        return config
 
     @property
     def server(self) -> str:

@@ -24,14 +24,17 @@ from ..cluster.embedded import ClusterConfig, EmbeddedCluster
 @click.option("--api-port", type=int, default=6443, show_default=True, help="API server port (0 = any free port).")
 @click.option("--upload-proxy-port", type=int, default=31001, show_default=True,
               help="Upload proxy port (0 = any free port).")
+@click.option("--node-name", default=None,
+              help="Name of this machine's Node object (default: the lowercased short hostname).")
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
-def up(data_dir: Path, api_port: int, upload_proxy_port: int, log_level: str) -> None:
+def up(data_dir: Path, api_port: int, upload_proxy_port: int, node_name: str | None, log_level: str) -> None:
     """Start the embedded cluster: API server, control plane and CDI components."""
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with _exclusive(data_dir):
-        asyncio.run(_run(ClusterConfig(data_dir=data_dir, api_port=api_port), upload_proxy_port))
+        config = ClusterConfig(data_dir=data_dir, api_port=api_port, node_name=node_name)
+        asyncio.run(_run(config, upload_proxy_port))
 
 
 @contextlib.contextmanager

@@ -15,6 +15,8 @@ from .apiserver.rbac import default_cluster_role_bindings, default_cluster_roles
 from .apiserver.rest.app import APIServer
 from .control import ControlPlane
 from .control.bootstrap import bootstrap
+from .node import NodeAgent
+from .storage.plane import StoragePlane
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,8 @@ class ClusterConfig:
     data_dir: Path
     api_host: str = "127.0.0.1"
     api_port: int = 6443
+    #: The Node's name; None means the lowercased short hostname.
+    node_name: str | None = None
 
 
 class EmbeddedCluster:
@@ -42,6 +46,13 @@ class EmbeddedCluster:
         self.api = APIServer(self.data_dir, self.pki, self.admin_token)
         self.control = ControlPlane(self.api.service, self.pki.ca_cert_pem)
         self.api.readiness["control-plane"] = self.control.ready
+        self.node = NodeAgent(self.api.service, self.data_dir, config.node_name)
+        self.api.subresources.log_reader = self.node.log_reader
+        self.api.readiness["node-agent"] = self.node.ready
+        # Storage admission plug-ins register on the API server's chain here, before it serves.
+        self.storage = StoragePlane(self.api.service, self.data_dir, self.node.node_name)
+        self.api.readiness["pv-binder"] = self.storage.binder_ready
+        self.api.readiness["provisioner"] = self.storage.provisioner_ready
         self._crds = crds
         self._tasks: list[asyncio.Task[None]] = []
         self.kubeconfig_path = self.data_dir / "kubeconfig"
@@ -66,6 +77,9 @@ class EmbeddedCluster:
         tmp.chmod(0o600)
         tmp.replace(self.kubeconfig_path)  # atomic: readers never see half a kubeconfig
         await self.control.start()
+        await self.storage.start()
+        self.node.worker.api_port = self.api.port
+        await self.node.start()
         self._tasks.append(asyncio.create_task(self._compactor()))
 
     async def _compactor(self) -> None:
@@ -80,6 +94,8 @@ class EmbeddedCluster:
             previous = store.revision
 
     async def stop(self) -> None:
+        await self.node.stop()  # worker processes first: they must not outlive `pycdi up`
+        await self.storage.stop()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

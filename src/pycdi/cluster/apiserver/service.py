@@ -13,7 +13,7 @@ import secrets
 import string
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import errors, strategies
@@ -514,6 +514,18 @@ class ObjectService:
         if (info.group, info.plural) == CRD_RESOURCE and CRD_CLEANUP_FINALIZER not in finalizers:
             # As kube-apiserver: a CRD goes only after its custom resources (the CRD loop removes this).
             finalizers.append(CRD_CLEANUP_FINALIZER)
+        grace = pod_grace_seconds(old, options) if (info.group, info.plural) == ("", "pods") else 0
+        if grace > 0:
+            # Graceful pod deletion: the node agent stops the containers, then deletes with grace 0.
+            if meta.get("deletionTimestamp") and int(meta.get("deletionGracePeriodSeconds") or 0) <= grace:
+                return self.present(info, old)
+            new = copy.deepcopy(old)
+            new["metadata"]["deletionTimestamp"] = (datetime.now(UTC) + timedelta(seconds=grace)).strftime(
+                "%Y-%m-%dT%H:%M:%SZ")
+            new["metadata"]["deletionGracePeriodSeconds"] = grace
+            if finalizers:
+                new["metadata"]["finalizers"] = finalizers
+            return self._store_update(info, namespace, name, new, ctx)
         is_namespace = (info.group, info.plural) == ("", "namespaces")
         if is_namespace and (old.get("spec") or {}).get("finalizers"):
             # Namespaces wait for the namespace controller to empty them (spec.finalizers: ["kubernetes"]).
@@ -565,6 +577,17 @@ class ObjectService:
 
 #: Built-in kinds whose registry strategy keeps metadata.generation (most built-ins we serve do not).
 _GENERATION_BUILTINS = {("apiextensions.k8s.io", "customresourcedefinitions")}
+
+
+def pod_grace_seconds(pod: Obj, options: Obj) -> int:
+    """kube's pod CheckGracefulDelete: the request's period, else the pod's; 0 when unscheduled or finished."""
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
+        return 0
+    period = options.get("gracePeriodSeconds")
+    if period is None:
+        period = spec.get("terminationGracePeriodSeconds", 30)
+    return max(int(period or 0), 0)
 
 
 def tracks_generation(info: ResourceInfo) -> bool:

@@ -83,6 +83,30 @@ async def _reconcile_crd(service: ObjectService, wanted: dict[str, Any]) -> None
     log.info("bootstrap: updated CRD %s", name)
 
 
+#: The default StorageClass (DESIGN §5): the embedded hostpath provisioner's built-in pool DIR/volumes.
+DEFAULT_STORAGE_CLASS: dict[str, Any] = {
+    "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+    "metadata": {"name": "local", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+    "provisioner": "kubevirt.io/hostpath-provisioner",
+    "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate", "allowVolumeExpansion": True,
+}
+DEFAULT_SNAPSHOT_CLASS: dict[str, Any] = {
+    "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
+    "metadata": {"name": "local-snapshots",
+                 "annotations": {"snapshot.storage.kubernetes.io/is-default-class": "true"}},
+    "driver": "kubevirt.io.hostpath-provisioner", "deletionPolicy": "Delete",
+}
+
+
+async def _seed_storage_classes(service: ObjectService) -> None:
+    """Only on a fresh cluster (no StorageClass at all), so an administrator's deletions stick."""
+    if any(True for _ in service.store.iter_objects("storage.k8s.io/storageclasses")):
+        return
+    await _create_if_missing(service, "storage.k8s.io", "storageclasses", DEFAULT_STORAGE_CLASS)
+    if service.catalog.preferred("snapshot.storage.k8s.io", "volumesnapshotclasses") is not None:
+        await _create_if_missing(service, "snapshot.storage.k8s.io", "volumesnapshotclasses", DEFAULT_SNAPSHOT_CLASS)
+
+
 async def bootstrap(service: ObjectService, crds: list[dict[str, Any]], cluster_roles: list[dict[str, Any]],
                     cluster_role_bindings: list[dict[str, Any]]) -> None:
     """Create what a cluster starts with; safe to run on every start."""
@@ -95,3 +119,4 @@ async def bootstrap(service: ObjectService, crds: list[dict[str, Any]], cluster_
         await _reconcile_rbac(service, "clusterrolebindings", binding)
     for crd in crds:
         await _reconcile_crd(service, crd)
+    await _seed_storage_classes(service)

@@ -43,7 +43,7 @@ def meta(obj: Mapping[str, Any]) -> Obj:
     return value if isinstance(value, dict) else {}
 
 
-def annotations(obj: Mapping[str, Any]) -> dict[str, str]:
+def annots(obj: Mapping[str, Any]) -> dict[str, str]:
     value = meta(obj).get("annotations")
     return value if isinstance(value, dict) else {}
 
@@ -68,7 +68,7 @@ def uid_of(obj: Mapping[str, Any]) -> str:
 
 def claim_class(pvc: Mapping[str, Any]) -> str | None:
     """The claim's class as kube reads it: the beta annotation first, then spec (None: unset)."""
-    ann = annotations(pvc).get(ANN_BETA_STORAGE_CLASS)
+    ann = annots(pvc).get(ANN_BETA_STORAGE_CLASS)
     if ann is not None:
         return str(ann)
     value = spec(pvc).get("storageClassName")
@@ -76,7 +76,7 @@ def claim_class(pvc: Mapping[str, Any]) -> str | None:
 
 
 def volume_class(pv: Mapping[str, Any]) -> str:
-    ann = annotations(pv).get(ANN_BETA_STORAGE_CLASS)
+    ann = annots(pv).get(ANN_BETA_STORAGE_CLASS)
     if ann is not None:
         return str(ann)
     return str(spec(pv).get("storageClassName") or "")
@@ -112,7 +112,7 @@ def claim_capacity_bytes(pvc: Mapping[str, Any]) -> int:
 
 
 def is_default_class(sc: Mapping[str, Any]) -> bool:
-    ann = annotations(sc)
+    ann = annots(sc)
     return ann.get(ANN_DEFAULT_CLASS) == "true" or ann.get(ANN_BETA_DEFAULT_CLASS) == "true"
 
 
@@ -207,7 +207,7 @@ def selector_matches(pvc: Mapping[str, Any], pv: Mapping[str, Any]) -> bool:
     if sel is None:
         return True
     try:
-        return label_selector_from_dict(sel).matches(meta(pv).get("labels") or {})
+        return bool(label_selector_from_dict(sel).matches(meta(pv).get("labels") or {}))
     except SelectorError:
         return False
 

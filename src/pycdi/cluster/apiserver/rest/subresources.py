@@ -98,7 +98,10 @@ class Subresources:
         if not container:
             raise errors.bad_request(f"a container name must be specified for pod {target.name}, choose one of: "
                                      f"[{' '.join(containers)}]")
-        if container not in containers:
+        spec = pod.get("spec") or {}
+        others = [c.get("name", "") for field in ("initContainers", "ephemeralContainers")
+                  for c in spec.get(field) or []]
+        if container not in containers + others:
             raise errors.bad_request(f"container {container} is not valid for pod {target.name}")
         if self.log_reader is None:
             raise errors.bad_request(f'container "{container}" in pod "{target.name}" is waiting to start: '
