@@ -117,8 +117,12 @@ def test_hpp_storage_pool_with_wait_for_first_consumer(cluster: Cluster, tmp_pat
         assert path.parent == pool and path.is_dir()
         assert volume_of(cluster, ns, "disk")["metadata"]["annotations"]["pv.kubernetes.io/provisioned-by"] == \
             "kubevirt.io.hostpath-provisioner"
+        pv_name = claim["spec"]["volumeName"]
         cluster.kubectl("delete", "-n", ns, "pod/consumer", "--grace-period=0", "--force", "--timeout=60s")
         cluster.kubectl("delete", "-n", ns, "pvc/disk", "--timeout=60s")
+        # Reclaim policy Delete: the PV goes after the claim, taking its data with it.
+        cluster.kubectl("wait", "--for=delete", f"pv/{pv_name}", "--timeout=60s", check=False)
+        assert cluster.kubectl("get", "pv", pv_name, check=False).returncode != 0
         assert not path.exists()
     finally:
         cluster.kubectl("delete", "hostpathprovisioners", name, "--timeout=60s")
