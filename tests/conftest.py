@@ -19,6 +19,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield c
     finally:
         c.stop()
+        release_loop_devices(c.data_dir)
+
+
+def release_loop_devices(root: Path) -> None:
+    """Detach the loop devices whose backing files live under `root` (a stopped cluster's data dir)."""
+    prefix = str(root.resolve()) + "/"
+    for device, backing in loopdev.attached().items():
+        if str(backing).removesuffix(" (deleted)").startswith(prefix):
+            loopdev.detach(device)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -26,7 +35,4 @@ def _release_loop_devices(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     """Block volumes of the clusters these tests start stay attached across restarts, as they should;
     when the session ends, detach those whose backing files live under this session's temporary root."""
     yield
-    root = str(tmp_path_factory.getbasetemp().resolve())
-    for device, backing in loopdev.attached().items():
-        if str(backing).removesuffix(" (deleted)").startswith(root + "/"):
-            loopdev.detach(device)
+    release_loop_devices(tmp_path_factory.getbasetemp())

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ from tests.support.storage import (
     namespace,
     node_name,
     pvc,
-    release_block_volumes,
     seed_object,
     storage_class,
     unique,
@@ -28,13 +26,6 @@ from tests.support.storage import (
     wait_phase,
     wait_until,
 )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _release_block_volumes(cluster: Cluster) -> Iterator[None]:
-    yield
-    if cluster.process is not None:
-        release_block_volumes(cluster)
 
 
 def local_pv(name: str, path: str, node: str, size: str = "10Gi", mode: str = "Filesystem",

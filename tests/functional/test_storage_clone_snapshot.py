@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ from tests.support.storage import (
     host_path,
     namespace,
     pvc,
-    release_block_volumes,
     seed_object,
     storage_class,
     unique,
@@ -23,13 +21,6 @@ from tests.support.storage import (
     wait_phase,
     wait_until,
 )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _release_block_volumes(cluster: Cluster) -> Iterator[None]:
-    yield
-    if cluster.process is not None:
-        release_block_volumes(cluster)
 
 CSI = "kubevirt.io.hostpath-provisioner"
 CLONE_PROTECTION = "provisioner.storage.kubernetes.io/cloning-protection"

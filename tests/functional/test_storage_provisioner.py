@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.support.cluster import Cluster
 from tests.support.storage import (
@@ -19,7 +16,6 @@ from tests.support.storage import (
     namespace,
     node_name,
     pvc,
-    release_block_volumes,
     seed_object,
     storage_class,
     unique,
@@ -28,13 +24,6 @@ from tests.support.storage import (
     wait_phase,
     wait_until,
 )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _release_block_volumes(cluster: Cluster) -> Iterator[None]:
-    yield
-    if cluster.process is not None:
-        release_block_volumes(cluster)
 
 HPP_API = "hostpathprovisioner.kubevirt.io"
 

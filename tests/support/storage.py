@@ -134,13 +134,3 @@ def node_name(cluster: Cluster) -> str:
     nodes = cluster.kubectl_json("get", "nodes")["items"]
     assert len(nodes) == 1
     return str(nodes[0]["metadata"]["name"])
-
-
-def release_block_volumes(cluster: Cluster) -> None:
-    """Delete every claim and wait for the Block volumes to go: their loop devices would outlive the test dir."""
-    cluster.kubectl("delete", "pvc", "--all", "--all-namespaces", "--wait=false")
-    block = [pv["metadata"]["name"] for pv in cluster.kubectl_json("get", "pv")["items"]
-             if "pycdi.io/block-backing" in (pv["metadata"].get("annotations") or {})
-             and pv["spec"].get("persistentVolumeReclaimPolicy") == "Delete"]
-    if block:
-        cluster.kubectl("wait", "--for=delete", *[f"pv/{name}" for name in block], "--timeout=120s")

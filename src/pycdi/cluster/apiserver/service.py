@@ -10,16 +10,15 @@ from __future__ import annotations
 import copy
 import json
 import secrets
-import string
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from . import errors, strategies
-from . import validation as builtin_validation
+from . import deletion, errors, strategies
 from .admission import CREATE, DELETE, UPDATE, AdmissionChain, AdmissionRequest
 from .catalog import Catalog
+from .checks import schema_checks, validate_object
 from .conversion import to_served, to_stored
 from .patching import (
     ApplyConflict,
@@ -34,12 +33,7 @@ from .patching import (
 from .rbac import UserInfo
 from .resources import ResourceInfo
 from .schema import (
-    apply_defaults,
     list_map_keys,
-    prune,
-    strict_decoding_message,
-    unknown_field_messages,
-    validate,
 )
 from .store import KeyExists, KeyMissing, RevisionMismatch, Store
 from .validation.names import go_value
@@ -53,8 +47,6 @@ APPLY_PATCH = "application/apply-patch+yaml"
 CR_PATCH_TYPES = [JSON_PATCH, MERGE_PATCH, APPLY_PATCH]
 ALL_PATCH_TYPES = [JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, APPLY_PATCH]
 
-CRD_RESOURCE = ("apiextensions.k8s.io", "customresourcedefinitions")
-CRD_CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
 SYSTEM = UserInfo(name="system:apiserver", groups=("system:masters",))
 
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # kube's generateName alphabet: no vowels, no look-alikes
@@ -167,63 +159,6 @@ class ObjectService:
         if name is not None:
             meta["name"] = name
 
-    def _schema_checks(self, info: ResourceInfo, obj: Obj, ctx: WriteContext) -> None:
-        """Structural schema: prune unknown fields (per fieldValidation); for CRs also default and validate.
-
-        Built-ins are pruned only, as kube's typed decoding drops (and with Strict/Warn reports) unknown
-        fields; their defaults and validation are the strategies' and the validation package's job.
-        """
-        for dup in ctx.duplicate_fields:
-            self._unknown_or_duplicate(info, f'duplicate field "{dup}"', ctx)
-        if not info.schema:
-            return
-        unknown = prune(obj, info.schema)
-        meta_schema = info.schema.get("properties", {}).get("metadata")
-        if not info.custom and isinstance(obj.get("metadata"), dict) and isinstance(meta_schema, dict):
-            # The root prune only knows ObjectMeta's field names; a built-in's ObjectMeta is typed all
-            # the way down (an owner reference's typo is an unknown field too).
-            unknown = sorted(unknown + [f"metadata.{p}" for p in prune(obj["metadata"], meta_schema)])
-        if unknown:
-            if ctx.field_validation == "Strict":
-                raise errors.bad_request(strict_decoding_message(info.kind, info.version, unknown))
-            if ctx.field_validation == "Warn":
-                ctx.warnings.extend(unknown_field_messages(unknown))
-        if not info.custom:
-            self._check_builtin_types(info, obj)
-            return
-        apply_defaults(obj, info.schema)
-        causes = validate(obj, info.schema)
-        if causes:
-            raise errors.invalid(info.group, info.kind, obj.get("metadata", {}).get("name", ""), causes)
-
-    @staticmethod
-    def _check_builtin_types(info: ResourceInfo, obj: Obj) -> None:
-        """A built-in's fields must have their JSON types: kube's typed decoding refuses a list where a map goes.
-
-        Only type mismatches count here (null decodes to the zero value, as in Go); every other rule of a built-in
-        is the validation package's.
-        """
-        assert info.schema is not None
-        wrong = [c for c in validate(obj, info.schema)
-                 if c.get("reason") == "FieldValueTypeInvalid" and '"null"' not in c.get("message", "")]
-        if wrong:
-            detail = "; ".join(f'{c["field"]}: {c["message"]}' for c in wrong[:5])
-            raise errors.bad_request(f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: '
-                                     f"{detail}")
-
-    def _unknown_or_duplicate(self, info: ResourceInfo, what: str, ctx: WriteContext) -> None:
-        if ctx.field_validation == "Strict":
-            raise errors.bad_request(
-                f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: '
-                f"strict decoding error: {what}")
-        if ctx.field_validation == "Warn":
-            ctx.warnings.append(what)
-
-    def _validate(self, info: ResourceInfo, obj: Obj, old: Obj | None) -> None:
-        causes = builtin_validation.validate(info, obj, old)
-        if causes:
-            raise errors.invalid(info.group, info.kind, obj.get("metadata", {}).get("name", ""), causes)
-
     # ---- create ----------------------------------------------------------------------------------
 
     async def create(self, info: ResourceInfo, namespace: str, body: Obj, ctx: WriteContext) -> Obj:
@@ -239,7 +174,7 @@ class ObjectService:
             meta["name"] = prefix + "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
         namespace = meta.get("namespace", "") if info.namespaced else ""
         self._check_namespace(info, namespace, CREATE, meta["name"])
-        self._schema_checks(info, obj, ctx)
+        schema_checks(info, obj, ctx)
         for k in ("resourceVersion", "uid", "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields",
                   "selfLink"):
             meta.pop(k, None)
@@ -253,7 +188,7 @@ class ObjectService:
         strategies.prepare_for_create(info, obj)
         request = AdmissionRequest(CREATE, info, namespace, meta["name"], ctx.user, obj, dry_run=ctx.dry_run)
         await self.admission.mutate(request)
-        self._validate(info, obj, None)
+        validate_object(info, obj, None)
         await self.admission.validate(request)
         if ctx.field_manager:
             update_managed_fields(None, obj, ctx.field_manager, info.api_version, now_rfc3339(),
@@ -293,7 +228,7 @@ class ObjectService:
                             managed_done: bool = False) -> Obj:
         if subresource == "status":
             obj = strategies.prepare_for_status_update(info, obj, old)
-            self._schema_checks(info, obj, ctx)  # kube prunes, defaults and validates CR status writes too
+            schema_checks(info, obj, ctx)  # kube prunes, defaults and validates CR status writes too
         elif subresource == "finalize" and (info.group, info.plural) == ("", "namespaces"):
             finalizers = (obj.get("spec") or {}).get("finalizers") or []
             obj = copy.deepcopy(old)
@@ -302,7 +237,7 @@ class ObjectService:
             raise errors.method_not_allowed()
         else:
             strategies.prepare_for_update(info, obj, old)
-            self._schema_checks(info, obj, ctx)
+            schema_checks(info, obj, ctx)
         meta = obj.setdefault("metadata", {})
         old_meta = old.get("metadata", {})
         new_uid = meta.get("uid")
@@ -337,7 +272,7 @@ class ObjectService:
                                    subresource=subresource, dry_run=ctx.dry_run)
         await self.admission.mutate(request)
         if not subresource:
-            self._validate(info, obj, old)
+            validate_object(info, obj, old)
         await self.admission.validate(request)
         if ctx.field_manager and not managed_done:
             update_managed_fields(old, obj, ctx.field_manager, info.api_version, now_rfc3339(),
@@ -481,73 +416,24 @@ class ObjectService:
 
     async def delete(self, info: ResourceInfo, namespace: str, name: str, options: Obj | None,
                      ctx: WriteContext) -> Obj:
-        """DELETE: immediate, or deferred behind finalizers (propagation policies add their own)."""
+        """DELETE: immediate, or deferred behind finalizers, grace periods and namespace emptying."""
         options = options or {}
         namespace = self._ns(info, namespace)
-        key = self.key(info)
         old = self._load(info, namespace, name)
         if old is None:
             raise errors.not_found(info.group, info.plural, name)
-        meta = old["metadata"]
-        pre = options.get("preconditions") or {}
-        if pre.get("uid") and pre["uid"] != meta.get("uid"):
-            raise errors.conflict(info.group, info.plural, name,
-                                  f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: "
-                                  f"{meta.get('uid')}")
-        if pre.get("resourceVersion") and pre["resourceVersion"] != meta.get("resourceVersion"):
-            raise errors.conflict(info.group, info.plural, name,
-                                  f"Precondition failed: ResourceVersion in precondition: "
-                                  f"{pre['resourceVersion']}, ResourceVersion in object meta: "
-                                  f"{meta.get('resourceVersion')}")
+        deletion.check_preconditions(info, name, old["metadata"], options)
         request = AdmissionRequest(DELETE, info, namespace, name, ctx.user, None, old_object=old,
                                    dry_run=ctx.dry_run, options=options)
         await self.admission.mutate(request)
         await self.admission.validate(request)
-        policy = options.get("propagationPolicy")
-        if policy is None and options.get("orphanDependents") is not None:
-            policy = "Orphan" if options["orphanDependents"] else "Background"
-        finalizers = list(meta.get("finalizers") or [])
-        if policy == "Orphan" and "orphan" not in finalizers:
-            finalizers.append("orphan")
-        elif policy == "Foreground" and "foregroundDeletion" not in finalizers:
-            finalizers.append("foregroundDeletion")
-        if (info.group, info.plural) == CRD_RESOURCE and CRD_CLEANUP_FINALIZER not in finalizers:
-            # As kube-apiserver: a CRD goes only after its custom resources (the CRD loop removes this).
-            finalizers.append(CRD_CLEANUP_FINALIZER)
-        grace = pod_grace_seconds(old, options) if (info.group, info.plural) == ("", "pods") else 0
-        if grace > 0:
-            # Graceful pod deletion: the node agent stops the containers, then deletes with grace 0.
-            if meta.get("deletionTimestamp") and int(meta.get("deletionGracePeriodSeconds") or 0) <= grace:
-                return self.present(info, old)
-            new = copy.deepcopy(old)
-            new["metadata"]["deletionTimestamp"] = (datetime.now(UTC) + timedelta(seconds=grace)).strftime(
-                "%Y-%m-%dT%H:%M:%SZ")
-            new["metadata"]["deletionGracePeriodSeconds"] = grace
-            if finalizers:
-                new["metadata"]["finalizers"] = finalizers
-            return self._store_update(info, namespace, name, new, ctx)
-        is_namespace = (info.group, info.plural) == ("", "namespaces")
-        if is_namespace and (old.get("spec") or {}).get("finalizers"):
-            # Namespaces wait for the namespace controller to empty them (spec.finalizers: ["kubernetes"]).
-            new = copy.deepcopy(old)
-            new["metadata"].setdefault("deletionTimestamp", now_rfc3339())
-            new["metadata"]["deletionGracePeriodSeconds"] = 0
-            if finalizers:
-                new["metadata"]["finalizers"] = finalizers
-            new.setdefault("status", {})["phase"] = "Terminating"
-            return self._store_update(info, namespace, name, new, ctx)
-        if finalizers:
-            if meta.get("deletionTimestamp") and finalizers == list(meta.get("finalizers") or []):
-                return self.present(info, old)
-            new = copy.deepcopy(old)
-            new["metadata"].setdefault("deletionTimestamp", now_rfc3339())
-            new["metadata"]["deletionGracePeriodSeconds"] = 0
-            new["metadata"]["finalizers"] = finalizers
-            return self._store_update(info, namespace, name, new, ctx)
-        if ctx.dry_run:
+        action, new = deletion.plan(info, old, options)
+        if action == "unchanged" or (action == "now" and ctx.dry_run):
             return self.present(info, old)
+        if action == "defer":
+            return self._store_update(info, namespace, name, new, ctx)
         try:
-            return self.present(info, self.store.delete(key, namespace, name))
+            return self.present(info, self.store.delete(self.key(info), namespace, name))
         except KeyMissing:
             raise errors.not_found(info.group, info.plural, name) from None
 
@@ -579,20 +465,5 @@ class ObjectService:
 _GENERATION_BUILTINS = {("apiextensions.k8s.io", "customresourcedefinitions")}
 
 
-def pod_grace_seconds(pod: Obj, options: Obj) -> int:
-    """kube's pod CheckGracefulDelete: the request's period, else the pod's; 0 when unscheduled or finished."""
-    spec, status = pod.get("spec") or {}, pod.get("status") or {}
-    if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
-        return 0
-    period = options.get("gracePeriodSeconds")
-    if period is None:
-        period = spec.get("terminationGracePeriodSeconds", 30)
-    return max(int(period or 0), 0)
-
-
 def tracks_generation(info: ResourceInfo) -> bool:
     return info.custom or (info.group, info.plural) in _GENERATION_BUILTINS
-
-
-def random_suffix(n: int = 5) -> str:
-    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(n))

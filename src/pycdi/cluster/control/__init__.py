@@ -10,7 +10,7 @@ from ..apiserver.service import ObjectService
 from .aggregation import AggregationLoop
 from .crds import CRDLoop
 from .garbage import GarbageCollector
-from .loops import Loop
+from .loops import Loop, supervise
 from .namespaces import NamespaceLoop
 from .serviceaccounts import ServiceAccountLoop
 
@@ -44,22 +44,7 @@ class ControlPlane:
             self._registered = True
         for loop in self.loops:
             loop.resume()
-            self._tasks[loop.name] = asyncio.create_task(self._supervise(loop), name=f"control:{loop.name}")
-
-    async def _supervise(self, loop: Loop) -> None:
-        """Keep a loop running: an escape from its runner (a bug) is logged and the runner restarted."""
-        delay = 0.1
-        while True:
-            try:
-                await loop.run()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("control loop %s crashed; restarting in %.1fs", loop.name, delay)
-                loop.synced = False
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+            self._tasks[loop.name] = asyncio.create_task(supervise(loop, "control"), name=f"control:{loop.name}")
 
     async def stop(self) -> None:
         for loop in self.loops:

@@ -181,3 +181,19 @@ def builtin(service: ObjectService, group: str, plural: str) -> ResourceInfo:
 def ignore_gone(e: errors.APIError) -> bool:
     """Whether an error means the object is already gone (or its namespace is going): nothing to do."""
     return e.code == 404 or (e.code == 403 and "being terminated" in e.message)
+
+
+async def supervise(loop: Loop, family: str) -> None:
+    """Keep a loop running: an escape from its runner (a bug) is logged and the runner restarted with back-off."""
+    delay = 0.1
+    while True:
+        try:
+            await loop.run()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s loop %s crashed; restarting in %.1fs", family, loop.name, delay)
+            loop.synced = False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)

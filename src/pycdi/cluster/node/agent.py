@@ -14,7 +14,7 @@ from typing import Any
 
 from ..apiserver import errors
 from ..apiserver.service import ObjectService, WriteContext
-from ..control.loops import Loop, builtin
+from ..control.loops import Loop, builtin, supervise
 from .logs import LogReader
 from .pods import PodWorker
 from .scheduler import Scheduler
@@ -130,21 +130,8 @@ class NodeAgent:
             self._listening = True
         for loop in self.loops:
             loop.resume()
-            self._tasks.append(asyncio.create_task(self._supervise(loop), name=f"node:{loop.name}"))
+            self._tasks.append(asyncio.create_task(supervise(loop, "node"), name=f"node:{loop.name}"))
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="node:heartbeat"))
-
-    async def _supervise(self, loop: Loop) -> None:
-        delay = 0.1
-        while True:
-            try:
-                await loop.run()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("node loop %s crashed; restarting in %.1fs", loop.name, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
 
     def ready(self) -> bool:
         return self._registered and bool(self._tasks) and all(loop.synced for loop in self.loops) and \
