@@ -18,7 +18,14 @@ from typing import Any
 
 import yaml
 
-SEED_DIR = Path("/work/shared/seeds")
+
+def _seed_dir() -> Path:
+    """The seed documents: `shared/seeds` beside the checkout (as CI lays it out), else this workplace's copy."""
+    beside = Path(__file__).resolve().parents[3] / "shared" / "seeds"
+    return beside if beside.is_dir() else Path("/work/shared/seeds")
+
+
+SEED_DIR = _seed_dir()
 
 # ---- shapes: what may nest under what (only what the seeds need) -----------------------------------------
 # A shape is "s" (scalar), "m" (map of scalars, any keys), ("list", shape) or a dict of field -> shape.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +12,9 @@ import yaml
 from pycdi.api import groups as g
 from pycdi.api.constants import DataVolumePhase
 from pycdi.api.crds import all_crds, crd_by_kind, schema_for
+from tests.support.seeds import SEED_DIR
 
-SEEDS = Path("/work/shared/seeds")
+SEEDS = SEED_DIR
 OUR_KINDS = {
     g.DATA_VOLUME, g.OBJECT_TRANSFER, g.CDI_CONFIG, g.STORAGE_PROFILE, g.DATA_SOURCE, g.DATA_IMPORT_CRON,
     g.CDI, g.VOLUME_SNAPSHOT, g.VOLUME_SNAPSHOT_CONTENT, g.VOLUME_SNAPSHOT_CLASS, g.VIRTUAL_MACHINE,
