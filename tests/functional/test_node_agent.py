@@ -330,3 +330,50 @@ def test_restart_of_pycdi_up_restarts_pods_per_policy(tmp_path: Path) -> None:
     finally:
         own.stop()
     assert new_pid and not os.path.exists(f"/proc/{new_pid}")
+
+
+# ---- resource limits -------------------------------------------------------------------------------
+
+
+def _cgroups_writable() -> bool:
+    from pycdi.cluster.node import cgroups
+
+    root = cgroups.ROOT
+    probe_dir = (root / "pycdi" if (root / "cgroup.controllers").is_file() else root / "memory" / "pycdi")
+    try:
+        probe_dir.mkdir(parents=True, exist_ok=True)
+        return os.access(probe_dir, os.W_OK)
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _cgroups_writable(), reason="no writable cgroup hierarchy: limits cannot be enforced here")
+def test_memory_limit_ends_in_oom_killed(cluster: Cluster) -> None:
+    ns = new_ns(cluster)
+    container = probe("hog", "/work/out", 4096, "--hold-memory", "512",
+                      resources={"limits": {"memory": "96Mi"}},
+                      volumeMounts=[{"name": "work", "mountPath": "/work"}])
+    apply(cluster, pod("hog", ns, [container], restartPolicy="Never", volumes=[{"name": "work", "emptyDir": {}}]))
+    wait(cluster, ns, "pod/hog", "jsonpath={.status.phase}=Failed")
+    (status,) = get_pod(cluster, ns, "hog")["status"]["containerStatuses"]
+    terminated = status["state"]["terminated"]
+    assert (terminated["exitCode"], terminated["reason"]) == (137, "OOMKilled")
+
+
+@pytest.mark.skipif(not _cgroups_writable(), reason="no writable cgroup hierarchy: limits cannot be enforced here")
+def test_cpu_limit_is_the_cgroup_quota(cluster: Cluster) -> None:
+    from pycdi.cluster.node import cgroups
+
+    ns = new_ns(cluster)
+    container = probe("slow", "/work/out", 4096, "--sleep", "60", resources={"limits": {"cpu": "250m"}},
+                      volumeMounts=[{"name": "work", "mountPath": "/work"}])
+    apply(cluster, pod("slow", ns, [container], volumes=[{"name": "work", "emptyDir": {}}]))
+    wait(cluster, ns, "pod/slow", "condition=Ready")
+    uid = get_pod(cluster, ns, "slow")["metadata"]["uid"]
+    root = cgroups.ROOT
+    if (root / "cgroup.controllers").is_file():
+        assert (root / "pycdi" / f"{uid}-slow" / "cpu.max").read_text().split() == ["25000", "100000"]
+    else:
+        assert (root / "cpu" / "pycdi" / f"{uid}-slow" / "cpu.cfs_quota_us").read_text().strip() == "25000"
+    cluster.kubectl("delete", "pod", "slow", "-n", ns, "--grace-period=1")
+    assert not (root / "cpu" / "pycdi" / f"{uid}-slow").exists()

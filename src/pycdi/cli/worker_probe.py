@@ -33,11 +33,18 @@ def pattern_bytes(offset: int, length: int) -> bytes:
 @click.option("--sleep", "sleep_seconds", type=float, default=0.0,
               help="Stay alive this long after writing (to test deletion and restarts).")
 @click.option("--ignore-sigterm", is_flag=True, help="Ignore SIGTERM (to test the kill after the grace period).")
+@click.option("--hold-memory", "hold_mib", type=int, default=0,
+              help="First touch this many MiB of memory (to test the container's memory limit).")
 def worker_probe(container_path: str, size: int, offset: int, exit_code: int, sleep_seconds: float,
-                 ignore_sigterm: bool) -> None:
+                 ignore_sigterm: bool, hold_mib: int) -> None:
     """Write a known pattern, report progress on stdout and a JSON termination message, then exit."""
     if ignore_sigterm:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    held = []
+    for mib in range(hold_mib):
+        held.append(bytearray(1 << 20))  # zero-filled pages are touched, so they count against the limit
+        if mib % 64 == 63:
+            click.echo(f"holding {mib + 1} MiB")
     target = resolve(container_path)
     click.echo(f"writing {size} bytes to {container_path} ({target}) at offset {offset}")
     flags = os.O_WRONLY | os.O_CREAT

@@ -20,6 +20,7 @@ from ..apiserver.service import ObjectService, WriteContext
 from ..apiserver.store import Event
 from ..control.loops import Loop, builtin
 from . import runner
+from .cgroups import ContainerCgroup, limits_of
 from .env import ConfigError, command_line, container_env
 from .events import Recorder
 from .logs import log_path
@@ -280,9 +281,12 @@ class PodWorker(Loop):
         if c.instances == 1:
             await self.recorder.record(pod, "Normal", "Pulled", f'Container image "{c.image}" already present on '
                                        "machine", self._field_path(c))
+        cgroup = ContainerCgroup.create(f"{run.uid}-{c.name}", limits_of(container))
         try:
-            process = await runner.start(argv, full_env, workdir, current)
+            process = await runner.start(argv, full_env, workdir, current, cgroup)
         except OSError as e:
+            if cgroup is not None:
+                cgroup.remove()
             c.state, c.exit_code, c.reason = "terminated", 128, "StartError"
             c.message = f"failed to start container process: exec: {argv[0] if argv else ''!r}: {e.strerror}"
             c.finished_at = now()
@@ -296,18 +300,21 @@ class PodWorker(Loop):
         await self.recorder.record(pod, "Normal", "Created", f"Created container: {c.name}", self._field_path(c))
         await self.recorder.record(pod, "Normal", "Started", f"Started container {c.name}", self._field_path(c))
         started = time.monotonic()
-        task = asyncio.create_task(self._wait(run, c, process, container, started))
+        task = asyncio.create_task(self._wait(run, c, process, container, started, cgroup))
         run.waiters.add(task)
         task.add_done_callback(run.waiters.discard)
 
     async def _wait(self, run: PodRun, c: ContainerRun, process: asyncio.subprocess.Process, container: Obj,
-                    started: float) -> None:
+                    started: float, cgroup: ContainerCgroup | None = None) -> None:
         code = runner.exit_code(await process.wait())
+        oom = cgroup is not None and cgroup.oom_killed()
+        if cgroup is not None:
+            cgroup.remove()
         if c.process is not process:
             return
         c.process = None
         c.state, c.exit_code, c.finished_at = "terminated", code, now()
-        c.reason = "Completed" if code == 0 else "Error"
+        c.reason = "OOMKilled" if oom else ("Completed" if code == 0 else "Error")
         c.message = termination_message(self.pods_dir, run.uid, c, container)
         arm_backoff(c, time.monotonic() - started)
         self.queue.add((run.namespace, run.name))

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from .cgroups import ContainerCgroup
+
 #: Marks a container process (in its environment) so a restarted agent can find orphans of its pods.
 POD_UID_ENV = "PYCDI_POD_UID"
 
@@ -32,13 +34,20 @@ def worker_argv(argv: list[str]) -> list[str]:
     return argv
 
 
-async def start(argv: list[str], env: Mapping[str, str], cwd: Path, log_path: Path) -> asyncio.subprocess.Process:
+async def start(argv: list[str], env: Mapping[str, str], cwd: Path, log_path: Path,
+                cgroup: ContainerCgroup | None = None) -> asyncio.subprocess.Process:
     """Start one container process writing stdout and stderr to its log file; raises OSError."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+
+    def before_exec() -> None:
+        _die_with_agent()
+        if cgroup is not None:
+            cgroup.join()
+
     with open(log_path, "ab") as log:
         return await asyncio.create_subprocess_exec(
             *worker_argv(argv), stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT,
-            env=dict(env), cwd=cwd, start_new_session=True, preexec_fn=_die_with_agent)
+            env=dict(env), cwd=cwd, start_new_session=True, preexec_fn=before_exec)
 
 
 def signal_group(pid: int, sig: int) -> None:
