@@ -3,10 +3,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the embedded cluster, the workers and the tests use.
+# System packages the embedded cluster, the workers and the tests use. The import tests build images
+# (e2fsprogs, xorriso, pigz, zstd, xz-utils, tar), serve them with nginx (+ its echo module for delays) and
+# docker-registry, push containerDisks with skopeo, and write htpasswd files (apache2-utils).
 
 want=()
-for pkg in qemu-utils nbdkit nginx xfsprogs; do
+for pkg in qemu-utils nbdkit nginx libnginx-mod-http-echo xfsprogs e2fsprogs xorriso pigz zstd xz-utils tar curl \
+           docker-registry skopeo apache2-utils; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || want+=("$pkg")
 done
 if [ ${#want[@]} -gt 0 ]; then

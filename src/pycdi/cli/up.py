@@ -16,6 +16,9 @@ import click
 
 from ..api.crds import all_crds
 from ..cluster.embedded import ClusterConfig, EmbeddedCluster
+from ..controllers.runtime import Manager
+from ..controllers.setup import ControllerOptions
+from .controllers import start_controllers
 
 
 @click.command()
@@ -56,6 +59,10 @@ def _exclusive(data_dir: Path) -> Iterator[None]:
 
 async def _run(config: ClusterConfig, upload_proxy_port: int) -> None:
     cluster = EmbeddedCluster(config, all_crds())
+    # The CDI controllers are a client of the cluster (DESIGN.md section 2): they start once it serves,
+    # over HTTPS with the admin kubeconfig; readyz waits for them under the name "cdi-controllers".
+    controllers: list[Manager] = []
+    cluster.api.readiness["cdi-controllers"] = lambda: bool(controllers) and controllers[0].ready()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -65,6 +72,9 @@ async def _run(config: ClusterConfig, upload_proxy_port: int) -> None:
     except OSError as e:
         await cluster.stop()
         raise click.ClickException(f"cannot start the API server: {e}") from None
+    # The upload proxy's URL as it will be served (port 0 has none to announce yet).
+    proxy_url = f"https://127.0.0.1:{upload_proxy_port}" if upload_proxy_port else None
+    controllers.append(start_controllers(cluster.kubeconfig_path, ControllerOptions(upload_proxy_url=proxy_url)))
     click.echo(f"kubeconfig: {cluster.kubeconfig_path}")
     click.echo(f"API server: {cluster.api_url}")
     # The upload proxy arrives with the upload feature; until then there is no URL to print.
@@ -73,4 +83,5 @@ async def _run(config: ClusterConfig, upload_proxy_port: int) -> None:
     sys.stdout.flush()
     await stop.wait()
     click.echo("stopping", err=True)
+    await controllers[0].stop()  # first: they would only log errors once the API server is gone
     await cluster.stop()

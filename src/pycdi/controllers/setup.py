@@ -1,0 +1,23 @@
+"""Every CDI controller on one manager: what `pycdi controller` and `pycdi up` run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..kube.client import KubeClient
+from . import cdiconfig, storageprofile
+from .runtime import Manager
+
+
+@dataclass(frozen=True)
+class ControllerOptions:
+    upload_proxy_url: str | None = None
+    storage_profile_workers: int = 3
+
+
+def build_manager(client: KubeClient, options: ControllerOptions | None = None) -> Manager:
+    options = options or ControllerOptions()
+    manager = Manager(client)
+    cdiconfig.add_to_manager(manager, cdiconfig.CDIConfigOptions(upload_proxy_url=options.upload_proxy_url))
+    storageprofile.add_to_manager(manager, workers=options.storage_profile_workers)
+    return manager

@@ -1,0 +1,243 @@
+"""The import pipeline (DESIGN §6): stream raw data sparsely, nbdkit for ranged qemu formats, else scratch."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from dataclasses import dataclass, field
+from typing import IO, cast
+
+from . import archive, nbdkit, qemu, sparse
+from .checksum import HashingReader
+from .errors import PermanentError, ScratchSpaceRequired
+from .formats import QEMU_FORMATS, CappedReader, PeekReader, Readable, qcow2_header_problem, unwrap
+from .progress import Progress
+from .sources import blank
+from .sources.http import HttpConfig, HttpSource, HttpStream
+from .target import Target, free_space, usable_space
+
+KUBEVIRT = "kubevirt"
+ARCHIVE = "archive"
+_HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<?xml")
+
+
+@dataclass
+class ImportRequest:
+    """One import task, as the worker's environment describes it."""
+
+    source: str  # "http" | "none" (blank)
+    target: Target
+    content_type: str = KUBEVIRT
+    http: HttpConfig | None = None
+    scratch_dir: str | None = None
+    preallocation: bool = False
+    checksum: str | None = None
+    try_direct_io: bool = False
+    #: None: decide from the server (ranges, no compression, no checksum); False never; True whenever possible.
+    use_nbdkit: bool | None = None
+    progress: Progress = field(default_factory=Progress)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    preallocation_applied: bool
+    path: str  # "stream", "nbdkit", "scratch", "archive", "blank"
+
+
+def run(req: ImportRequest) -> ImportResult:
+    """Perform the import; raises DataPathError subclasses with the user-facing message."""
+    req.target.check()
+    if req.source == "none":
+        if req.content_type != KUBEVIRT:
+            raise PermanentError("Cannot create empty disk with content type archive")
+        applied = blank.create(req.target, preallocate=req.preallocation)
+        req.progress.set(100.0)
+        return ImportResult(applied, "blank")
+    if req.source != "http" or req.http is None:
+        raise PermanentError(f"Unknown data source: {req.source}")
+    if req.content_type == ARCHIVE and req.target.block:
+        raise PermanentError("archive content can only be imported into a Filesystem volume")
+    return _http(req, req.http)
+
+
+def _http(req: ImportRequest, config: HttpConfig) -> ImportResult:
+    source = HttpSource(config)
+    probe = source.probe()
+    body = source.open()
+    try:
+        hashed = HashingReader(body, req.checksum) if req.checksum else None
+        counted = _Counting(hashed or body, body, req.progress, high=100.0)
+        if req.content_type == ARCHIVE:
+            return _archive(req, counted, hashed)
+        stream, kind, layers = unwrap(counted)
+        if kind == "tar":
+            stream, kind, layers = _first_tar_file(stream, layers)
+        if kind in ("raw", "iso"):
+            return _stream_raw(req, stream, counted, hashed)
+        if kind not in QEMU_FORMATS:
+            raise PermanentError(f"Invalid format {kind} for image {config.url}")
+        problem = qcow2_header_problem(stream.peek()) if kind == "qcow2" else None
+        if problem:
+            raise PermanentError(f"Image {config.url} is invalid because it has {problem}")
+        ranged = probe.accepts_ranges and probe.size is not None and not layers and hashed is None
+        want_nbd = req.use_nbdkit if req.use_nbdkit is not None else ranged
+        if want_nbd and ranged and nbdkit.available():
+            body.close()
+            return _via_nbdkit(req, config, QEMU_FORMATS[kind])
+        return _via_scratch(req, stream, counted, hashed, QEMU_FORMATS[kind], config.url)
+    finally:
+        body.close()
+
+
+class _Counting:
+    """Reports the share of the download done (compressed bytes over Content-Length) as progress."""
+
+    def __init__(self, inner: Readable, body: HttpStream, progress: Progress, high: float) -> None:
+        self._inner = inner
+        self._body = body
+        self._progress = progress
+        self.high = high
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._inner.read(size)
+        if self._body.length:
+            self._progress.set(self.high * self._body.count / self._body.length)
+        return data
+
+
+def _first_tar_file(stream: PeekReader, layers: list[str]) -> tuple[PeekReader, str, list[str]]:
+    """kubevirt content inside a tar: the first regular file is the image (as upstream's format readers)."""
+    tar = tarfile.open(fileobj=cast(IO[bytes], stream), mode="r|")
+    for member in tar:
+        if member.isreg():
+            inner = tar.extractfile(member)
+            assert inner is not None
+            reader, kind, more = unwrap(inner)
+            return reader, kind, [*layers, "tar", *more]
+    raise PermanentError("tar archive holds no file to import")
+
+
+def _refuse_html_body(head: bytes, what: str) -> None:
+    if head[:512].lstrip().lower().startswith(_HTML_STARTS):
+        raise PermanentError(f"{what} is an HTML or XML document, not a disk image")
+
+
+def _finish_hash(hashed: HashingReader | None, stream: Readable) -> None:
+    if hashed is not None:
+        while stream.read(1 << 20):
+            pass
+        hashed.drain()
+        hashed.verify()
+
+
+def _stream_raw(
+    req: ImportRequest, stream: PeekReader, counted: _Counting, hashed: HashingReader | None
+) -> ImportResult:
+    """raw / iso (optionally compressed): decompress in-stream and write sparsely into the target, no scratch."""
+    target = req.target
+    _refuse_html_body(stream.peek(4096), req.http.url if req.http else "the source")
+    usable = target.usable()
+    capped = CappedReader(stream, usable, "image")
+    path = target.disk_path
+    try:
+        size = sparse.copy_sparse(capped, path, device=target.block)
+        _finish_hash(hashed, capped)
+    except BaseException:
+        if not target.block and os.path.exists(path):
+            os.unlink(path)
+        raise
+    applied = _finalize_filesystem(req, path, size, usable) if not target.block else req.preallocation
+    req.progress.set(100.0)
+    return ImportResult(applied, "stream")
+
+
+def _finalize_filesystem(req: ImportRequest, path: str, size: int, usable: int) -> bool:
+    """Grow disk.img to the usable size (never shrink), preallocate when asked, mode 0660."""
+    if size < usable:
+        qemu.resize(path, usable, preallocate=req.preallocation)
+    elif req.preallocation:
+        _fallocate(path)
+    os.chmod(path, 0o660)
+    return req.preallocation
+
+
+def _fallocate(path: str) -> None:
+    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _convert_into_target(req: ImportRequest, src: str, fmt: str, low: float) -> bool:
+    target = req.target
+    dst = target.disk_path
+    if not target.block and os.path.exists(dst):
+        os.unlink(dst)
+    qemu.convert(
+        src,
+        dst,
+        src_format=fmt,
+        progress=req.progress.scaled(low, 100.0),
+        preallocate=req.preallocation,
+        try_direct_io=req.try_direct_io,
+        target_is_block=target.block,
+    )
+    if target.block:
+        return req.preallocation
+    usable = target.usable() if not os.path.exists(dst) else _usable_after(req, dst)
+    return _finalize_filesystem(req, dst, os.stat(dst).st_size, usable)
+
+
+def _usable_after(req: ImportRequest, dst: str) -> int:
+    """Usable size measured with the image in place: its own allocation counts as available again."""
+    allocated = os.stat(dst).st_blocks * 512
+    target = req.target
+    free = min(free_space(target.volume_dir) + allocated, target.image_size or 1 << 62)
+    return usable_space(target.overhead, free)
+
+
+def _via_nbdkit(req: ImportRequest, config: HttpConfig, fmt: str) -> ImportResult:
+    """A ranged HTTP image read in place by qemu-img through nbdkit: no scratch."""
+    usable = req.target.usable()
+    with nbdkit.serve(config) as uri:
+        info = qemu.info(uri, fmt=fmt)
+        qemu.validate(info, usable, config.url)
+        qemu.check_consistency(uri, fmt, config.url)
+        applied = _convert_into_target(req, uri, fmt, 0.0)
+    req.progress.set(100.0)
+    return ImportResult(applied, "nbdkit")
+
+
+def _via_scratch(
+    req: ImportRequest, stream: PeekReader, counted: _Counting, hashed: HashingReader | None, fmt: str, url: str
+) -> ImportResult:
+    """Download (decompressed) into scratch, inspect, then convert into the target."""
+    if not req.scratch_dir or not os.path.isdir(req.scratch_dir):
+        raise ScratchSpaceRequired()
+    scratch = os.path.join(req.scratch_dir, "tmpimage")
+    counted.high = 50.0
+    try:
+        sparse.copy_sparse(CappedReader(stream, free_space(req.scratch_dir), "downloaded image"), scratch)
+        _finish_hash(hashed, stream)
+        info = qemu.info(scratch, fmt=fmt)
+        qemu.validate(info, req.target.usable(), url)
+        qemu.check_consistency(scratch, fmt, url)
+        applied = _convert_into_target(req, scratch, fmt, 50.0)
+    finally:
+        if os.path.exists(scratch):
+            os.unlink(scratch)
+    req.progress.set(100.0)
+    return ImportResult(applied, "scratch")
+
+
+def _archive(req: ImportRequest, counted: _Counting, hashed: HashingReader | None) -> ImportResult:
+    """archive content: a (compressed) tar extracted into the volume, safely."""
+    stream, kind, _layers = unwrap(counted)
+    if kind != "tar":
+        raise PermanentError(f"archive content must be a tar archive, found {kind}")
+    archive.extract(stream, req.target.volume_dir, req.target.usable())
+    _finish_hash(hashed, stream)
+    req.progress.set(100.0)
+    return ImportResult(False, "archive")

@@ -1,0 +1,205 @@
+"""qemu-img: inspect (under limits), validate, convert to raw, resize, create blank images."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from . import exec as tools
+from .errors import PermanentError
+
+QEMU_IMG = "qemu-img"
+#: The formats an import accepts (qemu calls vhd "vpc"); anything else qemu-img detects is refused.
+SUPPORTED_FORMATS = frozenset({"raw", "qcow2", "vmdk", "vdi", "vpc", "vhdx"})
+
+_CONVERT_PREALLOCATION: tuple[tuple[str, ...], ...] = (
+    ("-o", "preallocation=falloc"),
+    ("-o", "preallocation=full"),
+    ("-S", "0"),
+)
+_RESIZE_PREALLOCATION: tuple[tuple[str, ...], ...] = (("--preallocation=falloc",), ("--preallocation=full",))
+
+
+class LargerPVCRequired(PermanentError):
+    """The image's virtual size does not fit the target."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What `qemu-img info --output=json` says about an image."""
+
+    format: str
+    virtual_size: int
+    actual_size: int
+    backing_filename: str | None
+    data_file: str | None
+
+    @classmethod
+    def from_json(cls, text: str, image: str) -> ImageInfo:
+        try:
+            raw = json.loads(text)
+            fmt = str(raw["format"])
+            virtual = int(raw["virtual-size"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise PermanentError(f"Invalid json for image {image}") from err
+        specific = raw.get("format-specific") or {}
+        data = specific.get("data") if isinstance(specific, dict) else None
+        data_file = data.get("data-file") if isinstance(data, dict) else None
+        backing = raw.get("backing-filename") or raw.get("full-backing-filename")
+        return cls(
+            format=fmt,
+            virtual_size=virtual,
+            actual_size=int(raw.get("actual-size") or 0),
+            backing_filename=str(backing) if backing else None,
+            data_file=str(data_file) if data_file else None,
+        )
+
+
+def info(image: str, *, fmt: str | None = None) -> ImageInfo:
+    """Inspect a local path or an `nbd+unix://` URI, with address-space, CPU and wall-clock limits."""
+    argv = [QEMU_IMG, "info", "--output=json"]
+    if fmt:
+        argv += ["-f", fmt]
+    argv.append(image)
+    try:
+        out = tools.run(argv, limits=tools.INFO_LIMITS, timeout=tools.INFO_TIMEOUT_SECONDS)
+    except tools.CommandError as err:
+        # Killed by RLIMIT_CPU/RLIMIT_AS or refused outright: the image is what is wrong.
+        raise PermanentError(f"Unable to inspect image {image}: {err}") from err
+    return ImageInfo.from_json(out, image)
+
+
+def validate(image_info: ImageInfo, available: int, image: str) -> None:
+    """Refuse unsupported formats, backing files, external data files, and images larger than `available`."""
+    if image_info.format not in SUPPORTED_FORMATS:
+        raise PermanentError(f"Invalid format {image_info.format} for image {image}")
+    if image_info.backing_filename:
+        # Upstream accepts a backing file that happens to exist locally; a downloaded image must never
+        # make us read a file of the worker's, so any backing file is refused.
+        raise PermanentError(f"Image {image} is invalid because it has backing file {image_info.backing_filename}")
+    if image_info.data_file:
+        raise PermanentError(f"Image {image} is invalid because it has an external data file {image_info.data_file}")
+    check_fits(image_info.virtual_size, available)
+
+
+def check_consistency(image: str, fmt: str, name: str) -> None:
+    """`qemu-img check` for qcow2: a truncated or corrupt image would otherwise convert with zeros for the
+    missing clusters and "succeed". Leaked clusters (exit 3) are harmless; corruptions (exit 2) are refused."""
+    if fmt != "qcow2":
+        return
+    argv = [QEMU_IMG, "check", "--output=json", "-f", fmt, image]
+    try:
+        tools.run(argv, limits=tools.INFO_LIMITS, timeout=tools.INFO_TIMEOUT_SECONDS)
+    except tools.CommandError as err:
+        if err.returncode == 3:
+            return
+        first = err.stderr.splitlines()[0] if err.stderr else f"exit status {err.returncode}"
+        raise PermanentError(f"Image {name} is corrupt or truncated: {first}") from err
+
+
+def check_fits(virtual_size: int, available: int) -> None:
+    """Upstream's size check and message (both numbers in bytes)."""
+    if virtual_size > available:
+        raise LargerPVCRequired(
+            f"virtual image size {virtual_size} is larger than the reported available storage {available}. "
+            "A larger PVC is required"
+        )
+
+
+def cache_mode(target: str, try_none: bool) -> str:
+    """`none` (O_DIRECT) only when asked for and the target supports it, else `writeback` (which flushes)."""
+    if not try_none:
+        return "writeback"
+    exists = os.path.exists(target)
+    path = target if exists else os.path.join(os.path.dirname(target) or ".", ".pycdi-odirect-probe")
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_DIRECT", 0), 0o600)
+    except OSError:
+        return "writeback"
+    os.close(fd)
+    if not exists:
+        os.unlink(path)
+    return "none"
+
+
+def _with_preallocation(
+    argv: Sequence[str], methods: Sequence[Sequence[str]], run: Callable[[list[str]], None]
+) -> None:
+    """Try each preallocation option in turn, moving on only when qemu-img says the mode is unsupported."""
+    last: tools.CommandError | None = None
+    for method in methods:
+        try:
+            run([argv[0], argv[1], *method, *argv[2:]])
+            return
+        except tools.CommandError as err:
+            if "Unsupported preallocation mode" not in err.stderr:
+                raise
+            last = err
+    assert last is not None
+    raise last
+
+
+def convert(
+    src: str,
+    dst: str,
+    *,
+    src_format: str | None = None,
+    progress: Callable[[float], None] | None = None,
+    preallocate: bool = False,
+    try_direct_io: bool = False,
+    target_is_block: bool = False,
+) -> None:
+    """`qemu-img convert` to raw; `-t writeback`/`none` so the result is flushed (the default never fsyncs)."""
+    argv = [QEMU_IMG, "convert", "-t", cache_mode(dst, try_direct_io), "-p", "-O", "raw"]
+    if src_format:
+        argv += ["-f", src_format]
+    if target_is_block:
+        # Write into the existing device instead of trying to create it.
+        argv.append("-n")
+    argv += [src, dst]
+    report = progress or (lambda _v: None)
+
+    def go(args: list[str]) -> None:
+        tools.run_with_progress([QEMU_IMG, *args[1:]], report)
+
+    try:
+        if preallocate and not target_is_block:
+            _with_preallocation(argv, _CONVERT_PREALLOCATION, go)
+        else:
+            go(argv)
+    except tools.CommandError as err:
+        if not target_is_block and os.path.exists(dst):
+            os.unlink(dst)
+        raise PermanentError(f"could not convert image to raw: {err.stderr}") from err
+
+
+def resize(image: str, size: int, *, preallocate: bool = False) -> None:
+    """Grow a raw image to `size` bytes (never shrinks: callers check first)."""
+    argv = [QEMU_IMG, "resize", "-f", "raw", image, str(size)]
+
+    def go(args: list[str]) -> None:
+        tools.run(args)
+
+    try:
+        if preallocate:
+            _with_preallocation(argv, _RESIZE_PREALLOCATION, go)
+        else:
+            go(argv)
+    except tools.CommandError as err:
+        raise PermanentError(f"Error resizing image {image}: {err.stderr}") from err
+
+
+def create_blank(path: str, size: int, *, preallocate: bool = False) -> None:
+    """A raw image of `size` bytes (sparse unless preallocated), mode 0660 as upstream."""
+    argv = [QEMU_IMG, "create", "-f", "raw", path, str(size)]
+    if preallocate:
+        argv += ["-o", "preallocation=falloc"]
+    try:
+        tools.run(argv)
+    except tools.CommandError as err:
+        if os.path.exists(path):
+            os.unlink(path)
+        raise PermanentError(f"could not create raw image with size {size} in {path}: {err.stderr}") from err
+    os.chmod(path, 0o660)

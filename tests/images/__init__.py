@@ -1,0 +1,1 @@
+"""Scripts that build the test image corpus (no image is committed)."""
