@@ -31,6 +31,7 @@ from ..rbac import Attributes, Authorizer, UserInfo
 from ..service import ObjectService
 from ..store import Event, Store
 from .handlers import ResourceHandler, json_response
+from .paths import USER
 from .reviews import Reviews
 from .subresources import Subresources
 
@@ -133,7 +134,7 @@ class APIServer:
             user = UserInfo(name="system:anonymous", groups=("system:unauthenticated",))
         if "Impersonate-User" in request.headers or "Impersonate-Group" in request.headers:
             user = self._impersonate(request, user)
-        request["user"] = user
+        request[USER] = user
         return await handler(request)
 
     def _impersonate(self, request: web.Request, user: UserInfo) -> UserInfo:
@@ -169,7 +170,7 @@ class APIServer:
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
         parts = path.strip("/").split("/")
-        user: UserInfo = request["user"]
+        user = request[USER]
         if parts[0] == "api" and len(parts) >= 3:
             return await self.resources.handle(request, "", parts[1], "/".join(parts[2:]))
         if parts[0] == "apis" and len(parts) >= 4:

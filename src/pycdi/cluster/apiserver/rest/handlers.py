@@ -14,7 +14,7 @@ from ..selectors import SelectorError, parse_field_selector, parse_label_selecto
 from ..service import APPLY_PATCH, WriteContext
 from ..tables import parse_include_object, render_table, wants_table
 from .bodies import decode_body, default_field_manager, media_type, write_context
-from .paths import Target, parse_target
+from .paths import USER, Target, parse_target
 from .watch import serve_watch
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ class ResourceHandler:
         if target is None:
             raise not_served()
         verb = verb_for(request, target)
-        user: UserInfo = request["user"]
+        user = request[USER]
         info = target.info
         if verb not in info.verbs and not target.subresource:
             raise errors.method_not_allowed()

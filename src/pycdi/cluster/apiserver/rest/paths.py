@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aiohttp import web
+
 from ..catalog import Catalog
+from ..rbac import UserInfo
 from ..resources import ResourceInfo
+
+#: The authenticated (or impersonated) user of a request, set by the authentication middleware.
+USER = web.RequestKey("user", UserInfo)
 
 
 @dataclass(frozen=True)
