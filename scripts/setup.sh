@@ -37,7 +37,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
     echo "setup: installing the package and its development tools into .venv"
-    .venv/bin/pip install -q --upgrade pip >/dev/null
-    .venv/bin/pip install -q -e '.[dev]'
+    # pip warns about find-links folders this machine's pip config names but lacks; keep real errors visible.
+    quiet_pip() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+    quiet_pip .venv/bin/pip install -q --upgrade pip >/dev/null
+    quiet_pip .venv/bin/pip install -q -e '.[dev]'
     echo "$digest" > "$stamp"
 fi
