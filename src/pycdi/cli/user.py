@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 from pathlib import Path
 
+import aiohttp
 import click
 
-from ..kube.config import ConfigError, load_kubeconfig
+from ..kube.client import KubeClient
+from ..kube.config import ClientConfig, ConfigError, load_kubeconfig
 from ..kube.errors import APIStatusError
-from ..kube.rest import RestClient
+from ..kube.resources import SECRETS
 
 #: Kept in step with the embedded API server's authenticator (pycdi.cluster.apiserver.authn).
 USER_TOKEN_SECRET_TYPE = "pycdi.io/user-token"
@@ -40,25 +43,13 @@ def create(name: str, namespace: str, data_dir: Path) -> None:
         admin = load_kubeconfig(admin_path)
     except ConfigError as e:
         raise click.ClickException(f"{e} (is `pycdi up --data-dir {data_dir}` running?)") from None
-    client = RestClient(admin)
-    secret_name = f"pycdi-user-{name}"
-    path = f"/api/v1/namespaces/{USER_TOKEN_NAMESPACE}/secrets"
     try:
-        existing = client.get(f"{path}/{secret_name}")
-        token = base64.b64decode(existing["data"]["token"]).decode()
+        token = asyncio.run(_user_token(admin, name))
     except APIStatusError as e:
-        if not e.not_found:
-            raise click.ClickException(e.message) from None
-        token = secrets.token_urlsafe(32)
-        try:
-            client.create(path, {
-                "apiVersion": "v1", "kind": "Secret",
-                "metadata": {"name": secret_name, "labels": {"pycdi.io/user": name}},
-                "type": USER_TOKEN_SECRET_TYPE,
-                "data": {"user": _b64(name), "token": _b64(token)},
-            })
-        except APIStatusError as err:
-            raise click.ClickException(err.message) from None
+        raise click.ClickException(e.message) from None
+    except (aiohttp.ClientError, OSError) as e:
+        raise click.ClickException(f"cannot reach the API server at {admin.server}: {e} "
+                                   f"(is `pycdi up --data-dir {data_dir}` running?)") from None
     config = {
         "apiVersion": "v1", "kind": "Config",
         "clusters": [{"name": "pycdi", "cluster": {
@@ -71,3 +62,23 @@ def create(name: str, namespace: str, data_dir: Path) -> None:
         "preferences": {},
     }
     click.echo(yaml.safe_dump(config, sort_keys=False), nl=False)
+
+
+async def _user_token(admin: ClientConfig, name: str) -> str:
+    """The user's token: the existing one when the user was made before, else a new one stored as a Secret."""
+    secret_name = f"pycdi-user-{name}"
+    async with KubeClient(admin, field_manager="pycdi-user") as client:
+        try:
+            existing = await client.get(SECRETS, secret_name, USER_TOKEN_NAMESPACE)
+            return base64.b64decode(existing["data"]["token"]).decode()
+        except APIStatusError as e:
+            if not e.not_found:
+                raise
+        token = secrets.token_urlsafe(32)
+        await client.create(SECRETS, {
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": secret_name, "labels": {"pycdi.io/user": name}},
+            "type": USER_TOKEN_SECRET_TYPE,
+            "data": {"user": _b64(name), "token": _b64(token)},
+        }, USER_TOKEN_NAMESPACE)
+        return token
