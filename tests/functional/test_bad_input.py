@@ -26,7 +26,7 @@ def _configmap(name: str, **extra: Any) -> dict[str, Any]:
 
 def _datavolume(name: str, spec: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume", "metadata": {"name": name},
-            "spec": spec or {"source": {"blank": {}}, "storage": {"resources": {"requests": {"storage": "1Mi"}}}}}
+            "spec": spec or {"source": {"upload": {}}, "storage": {"resources": {"requests": {"storage": "1Mi"}}}}}
 
 
 class Namespace:

@@ -19,12 +19,13 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from pycdi.api.sizes import usable_space
 from tests.support.nginx import Credentials, NginxServer, nginx_server
 
 MiB = 1 << 20
 IMAGE_SIZE = 16 * MiB
 PVC = "64Mi"
-USABLE = 60 * MiB  # floor(ceil(0.94 * 64 MiB) to 1 MiB), upstream's GetUsableSpace with the default 6%
+USABLE = usable_space(0.06, 64 * MiB)  # upstream's GetUsableSpace with the default 6% overhead: 60 MiB
 
 
 def qemu_img(*args: str) -> None:
@@ -235,7 +236,7 @@ def test_blank_is_sparse(importer, tmp_path: Path) -> None:  # type: ignore[no-u
     out = importer("", IMPORTER_SOURCE="none", IMPORTER_IMAGE_SIZE="1Gi")
     assert out.code == 0, out.stderr
     disk = out.volume / "disk.img"
-    assert disk.stat().st_size == (1 << 30) * 94 // 100 // MiB * MiB
+    assert disk.stat().st_size == usable_space(0.06, 1 << 30)  # upstream's GetUsableSpace, default overhead
     assert disk.stat().st_blocks * 512 < MiB
 
 

@@ -62,7 +62,7 @@ def configmap(name: str, ns: str, labels: dict[str, str] | None = None) -> dict[
 def datavolume(name: str, ns: str) -> dict[str, Any]:
     return {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
             "metadata": {"name": name, "namespace": ns},
-            "spec": {"source": {"blank": {}}, "storage": {"resources": {"requests": {"storage": "1Gi"}}}}}
+            "spec": {"source": {"upload": {}}, "storage": {"resources": {"requests": {"storage": "1Gi"}}}}}
 
 
 # ---- tables --------------------------------------------------------------------------------------

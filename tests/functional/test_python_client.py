@@ -45,7 +45,7 @@ def ns(core: client.CoreV1Api) -> Iterator[str]:
 
 def dv_body(name: str) -> dict[str, Any]:
     return {"apiVersion": f"{DV_GROUP}/{DV_VERSION}", "kind": "DataVolume", "metadata": {"name": name},
-            "spec": {"source": {"blank": {}}, "storage": {"resources": {"requests": {"storage": "1Gi"}}}}}
+            "spec": {"source": {"upload": {}}, "storage": {"resources": {"requests": {"storage": "1Gi"}}}}}
 
 
 def test_load_kube_config(cluster: Cluster) -> None:
@@ -115,20 +115,23 @@ def test_custom_objects(api: client.ApiClient, ns: str) -> None:
     created = custom.create_namespaced_custom_object(DV_GROUP, DV_VERSION, ns, DV_PLURAL, dv_body("disk"))
     assert created["metadata"]["generation"] == 1
     got = custom.get_namespaced_custom_object(DV_GROUP, DV_VERSION, ns, DV_PLURAL, "disk")
-    assert got["spec"]["source"] == {"blank": {}}
+    assert got["spec"]["source"] == {"upload": {}}
     listed = custom.list_namespaced_custom_object(DV_GROUP, DV_VERSION, ns, DV_PLURAL)
     assert listed["kind"] == "DataVolumeList"
     assert [i["metadata"]["name"] for i in listed["items"]] == ["disk"]
     # the client sends merge-patch+json for custom objects
     patched = custom.patch_namespaced_custom_object(DV_GROUP, DV_VERSION, ns, DV_PLURAL, "disk",
-                                                    {"metadata": {"labels": {"a": "b"}},
-                                                     "spec": {"preallocation": True}})
+                                                    {"metadata": {"labels": {"a": "b"}}})
     assert patched["metadata"]["labels"] == {"a": "b"}
-    assert patched["spec"]["preallocation"] is True
-    assert patched["metadata"]["generation"] == 2
+    assert patched["metadata"]["generation"] == 1
+    # a DataVolume's spec is immutable (CDI's validating webhook): the client gets the webhook's 422
+    with pytest.raises(ApiException) as refused:
+        custom.patch_namespaced_custom_object(DV_GROUP, DV_VERSION, ns, DV_PLURAL, "disk",
+                                              {"spec": {"preallocation": True}})
+    assert refused.value.status == 422 and "Cannot update DataVolume Spec" in str(refused.value.body)
     status = custom.patch_namespaced_custom_object_status(DV_GROUP, DV_VERSION, ns, DV_PLURAL, "disk",
                                                           {"status": {"phase": "Pending"}})
-    assert status["status"]["phase"] == "Pending" and status["metadata"]["generation"] == 2
+    assert status["status"]["phase"] == "Pending" and status["metadata"]["generation"] == 1
     everywhere = custom.list_cluster_custom_object(DV_GROUP, DV_VERSION, DV_PLURAL, label_selector="a=b")
     assert (ns, "disk") in [(i["metadata"]["namespace"], i["metadata"]["name"]) for i in everywhere["items"]]
     custom.delete_namespaced_custom_object(DV_GROUP, DV_VERSION, ns, DV_PLURAL, "disk")

@@ -18,6 +18,7 @@ from ..api.crds import all_crds
 from ..cluster.embedded import ClusterConfig, EmbeddedCluster
 from ..controllers.runtime import Manager
 from ..controllers.setup import ControllerOptions
+from .admission import register_cdi_admission
 from .controllers import start_controllers
 
 
@@ -59,6 +60,8 @@ def _exclusive(data_dir: Path) -> Iterator[None]:
 
 async def _run(config: ClusterConfig, upload_proxy_port: int) -> None:
     cluster = EmbeddedCluster(config, all_crds())
+    # CDI's admission webhooks (DataVolume validation) run in-process on the server's chain, before it serves.
+    register_cdi_admission(cluster.api.admission, cluster.api.service)
     # The CDI controllers are a client of the cluster (DESIGN.md section 2): they start once it serves,
     # over HTTPS with the admin kubeconfig; readyz waits for them under the name "cdi-controllers".
     controllers: list[Manager] = []

@@ -7,6 +7,7 @@ import tarfile
 from dataclasses import dataclass, field
 from typing import IO, cast
 
+from ..api.sizes import usable_space
 from . import archive, nbdkit, qemu, sparse
 from .checksum import HashingReader
 from .errors import PermanentError, ScratchSpaceRequired
@@ -14,7 +15,7 @@ from .formats import QEMU_FORMATS, CappedReader, PeekReader, Readable, qcow2_hea
 from .progress import Progress
 from .sources import blank
 from .sources.http import HttpConfig, HttpSource, HttpStream
-from .target import Target, free_space, usable_space
+from .target import Target, free_space
 
 KUBEVIRT = "kubevirt"
 ARCHIVE = "archive"

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 
+from ..api.sizes import usable_space
 from .sparse import is_block_device
 
 DISK_IMAGE_NAME = "disk.img"
 #: Usable space is rounded down to this, as upstream's GetUsableSpace (DefaultAlignBlockSize).
 ALIGN = 1 << 20
 DEFAULT_OVERHEAD = 0.06
-
-
-def usable_space(overhead: float, available: int) -> int:
-    """Space an image may take on a Filesystem volume: the overhead removed, rounded down to 1 MiB."""
-    return int(math.ceil((1.0 - overhead) * available)) // ALIGN * ALIGN
 
 
 def device_size(path: str) -> int:
