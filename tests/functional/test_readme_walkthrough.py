@@ -32,6 +32,11 @@ def test_walkthrough(cluster: Cluster) -> None:
     assert cluster.kubectl("get", "dv", "-n", "vm-images", "-l", "tier=gold", "-o", "name").stdout.strip() == \
         "datavolume.cdi.kubevirt.io/cirros"
 
+    cluster.kubectl("apply", "-f", str(EXAMPLES / "04-blank-datavolume.yaml"))
+    cluster.kubectl("wait", "dv/blank-disk", "-n", "vm-images", "--for=condition=Ready", "--timeout=120s")
+    row = cluster.kubectl("get", "dv", "blank-disk", "-n", "vm-images", "--no-headers").stdout.split()
+    assert row[1:3] == ["Succeeded", "100.0%"], row
+
     typo = cluster.kubectl("apply", "-f", "-", input=TYPO, check=False)
     assert typo.returncode != 0
     assert "Error from server (BadRequest)" in typo.stderr
