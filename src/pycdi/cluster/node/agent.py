@@ -15,6 +15,7 @@ from typing import Any
 from ..apiserver import errors
 from ..apiserver.service import ObjectService, WriteContext
 from ..control.loops import Loop, builtin, supervise
+from . import cgroups
 from .logs import LogReader
 from .pods import PodWorker
 from .scheduler import Scheduler
@@ -123,6 +124,7 @@ class NodeAgent:
         self._listening = False
 
     async def start(self) -> None:
+        cgroups.sweep()  # containers of an earlier agent on this machine are gone: so are their limits
         await self.register()
         if not self._listening:
             for loop in self.loops:
@@ -152,6 +154,7 @@ class NodeAgent:
                 await task
         self._tasks.clear()
         await self.worker.shutdown()
+        cgroups.sweep()
 
     # ---- node and lease --------------------------------------------------------------------------
 

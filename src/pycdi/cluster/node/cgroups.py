@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -132,3 +134,27 @@ class ContainerCgroup:
         for path in self.dirs:
             with contextlib.suppress(OSError):
                 path.rmdir()
+
+
+def sweep(min_age: float = 60.0, names: Collection[str] | None = None) -> int:
+    """Remove every container cgroup under `pycdi/` that no process uses any more; returns how many went.
+
+    A container's own removal can find its cgroup still busy (a child such as nbdkit exiting a moment after the
+    main process); the agent sweeps at start and stop so that no directory outlives its containers for long.
+    Only cgroups older than `min_age` seconds go: another agent on this machine may have just made one that its
+    container has not joined yet. `names` limits the sweep to those cgroups.
+    """
+    cutoff = time.time() - min_age
+    parents = [ROOT / GROUP] if _v2() else [ROOT / "memory" / GROUP, ROOT / "cpu" / GROUP]
+    removed = 0
+    for parent in parents:
+        if not parent.is_dir():
+            continue
+        for child in parent.iterdir():
+            if not child.is_dir() or (names is not None and child.name not in names):
+                continue
+            with contextlib.suppress(OSError):
+                if child.stat().st_ctime <= cutoff and not (child / "cgroup.procs").read_text().strip():
+                    child.rmdir()
+                    removed += 1
+    return removed
