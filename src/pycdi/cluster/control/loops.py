@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Hashable, Iterable
+from collections.abc import Coroutine, Hashable, Iterable
+from typing import Any
 
 from ..apiserver import errors
 from ..apiserver.resources import ResourceInfo
@@ -77,6 +78,8 @@ class Loop:
         self.catalog = service.catalog
         self.queue = WorkQueue()
         self.synced = False
+        #: Long work started by reconcile (a volume copy) that outlives it, one per key; cancelled on stop.
+        self.jobs: dict[Hashable, asyncio.Task[None]] = {}
         self._failures: dict[Hashable, int] = {}
         self._stopped = False
 
@@ -106,6 +109,21 @@ class Loop:
     def stop(self) -> None:
         self._stopped = True
         self.queue.close()
+        for task in self.jobs.values():
+            task.cancel()
+
+    def start_job(self, key: Hashable, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run `work` in the background as the job of `key`; the key is free again once it ends."""
+        async def run() -> None:
+            try:
+                await work
+            finally:
+                # Freed before control returns to the loop, so the reconcile its last write triggers sees it free.
+                if self.jobs.get(key) is task:
+                    del self.jobs[key]
+
+        task = asyncio.create_task(run(), name=name)
+        self.jobs[key] = task
 
     def resume(self) -> None:
         self._stopped = False

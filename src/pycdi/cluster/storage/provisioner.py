@@ -56,7 +56,6 @@ class Provisioner(Loop):
         self.data_dir = data_dir
         self.node_name = node_name
         self.events = EventRecorder(service, COMPONENT)
-        self._jobs: dict[Hashable, asyncio.Task[None]] = {}
         #: (namespace, source kind, source name) -> claims waiting for that source to become usable.
         self._waiting: dict[tuple[str, str, str], set[str]] = {}
         #: (namespace, source claim) -> claims being cloned from it right now.
@@ -98,10 +97,6 @@ class Provisioner(Loop):
         keys.extend(("volume", vu.name_of(pv)) for pv in self.store.iter_objects(vu.PV_KEY))
         return keys
 
-    def stop(self) -> None:
-        super().stop()
-        for task in self._jobs.values():
-            task.cancel()
 
     async def reconcile(self, key: Hashable) -> None:
         assert isinstance(key, tuple)
@@ -123,7 +118,7 @@ class Provisioner(Loop):
 
     async def _sync_claim(self, namespace: str, name: str) -> None:
         key = ("claim", namespace, name)
-        if key in self._jobs or time.monotonic() < self._retry_at.get(key, 0.0):
+        if key in self.jobs or time.monotonic() < self._retry_at.get(key, 0.0):
             return
         pvc = self.service.find(vu.info(self.service, "persistentvolumeclaims"), namespace, name)
         if (pvc is None or vu.spec(pvc).get("volumeName") or vu.meta(pvc).get("deletionTimestamp")
@@ -169,8 +164,7 @@ class Provisioner(Loop):
                 raise
         await self.events.event(pvc, NORMAL, "Provisioning",
                                 f'External provisioner is provisioning volume for claim "{namespace}/{name}"')
-        self._jobs[key] = asyncio.create_task(self._provision(key, pvc, sc, pool, pv_name, source),
-                                              name=f"provision:{namespace}/{name}")
+        self.start_job(key, self._provision(key, pvc, sc, pool, pv_name, source), f"provision:{namespace}/{name}")
 
     def _ours(self, pvc: Obj, sc: Obj) -> bool:
         """As HPP's ShouldProvision: late-bound claims only once scheduled to this node."""
@@ -213,7 +207,6 @@ class Provisioner(Loop):
                 await asyncio.to_thread(_discard, volume)
             await self._failed(pvc, vu.name_of(sc), str(e))
         finally:
-            self._jobs.pop(key, None)
             if source is not None and source.kind == "PersistentVolumeClaim":
                 clones = self._cloning.get((namespace, source.name), set())
                 clones.discard(name)

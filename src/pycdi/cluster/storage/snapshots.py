@@ -67,7 +67,6 @@ class SnapshotLoop(Loop):
         super().__init__(service)
         self.data_dir = data_dir
         self.events = EventRecorder(service, COMPONENT)
-        self._jobs: dict[str, asyncio.Task[None]] = {}
         #: content -> monotonic time before which a failed snapshot is not retried (its own writes wake us).
         self._retry_at: dict[str, float] = {}
 
@@ -100,10 +99,6 @@ class SnapshotLoop(Loop):
         keys.extend(("content", vu.name_of(c)) for c in self.store.iter_objects(CONTENT_KEY))
         return keys
 
-    def stop(self) -> None:
-        super().stop()
-        for task in self._jobs.values():
-            task.cancel()
 
     async def reconcile(self, key: Hashable) -> None:
         assert isinstance(key, tuple)
@@ -280,7 +275,7 @@ class SnapshotLoop(Loop):
     async def _sync_content(self, info: ResourceInfo, content: Obj) -> None:
         name = vu.name_of(content)
         spec = vu.spec(content)
-        if spec.get("driver") not in PROVISIONERS or name in self._jobs:
+        if spec.get("driver") not in PROVISIONERS or name in self.jobs:
             return
         ref = spec.get("volumeSnapshotRef") or {}
         snap = self.store.get(SNAPSHOT_KEY, str(ref.get("namespace") or ""), str(ref.get("name") or ""))
@@ -301,7 +296,7 @@ class SnapshotLoop(Loop):
         elif not vu.status(content).get("snapshotHandle"):
             if time.monotonic() < self._retry_at.get(name, 0.0):
                 return
-            self._jobs[name] = asyncio.create_task(self._take(info, content), name=f"snapshot:{name}")
+            self.start_job(name, self._take(info, content), f"snapshot:{name}")
 
     async def _static_status(self, info: ResourceInfo, content: Obj, handle: Path) -> None:
         if vu.status(content).get("readyToUse") is not None:
@@ -347,8 +342,6 @@ class SnapshotLoop(Loop):
                 await vu.write_status(self.service, info, fresh, status)
             self._retry_at[name] = time.monotonic() + RETRY_SECONDS
             self.queue.add_after(("content", name), RETRY_SECONDS)
-        finally:
-            self._jobs.pop(name, None)
 
 
 __all__ = ["SnapshotLoop", "AS_SOURCE", "BOUND", "CONTENT_BOUND"]
