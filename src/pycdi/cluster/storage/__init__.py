@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pycdi.cluster.storage.copy import CopyResult, copy_block, copy_file, copy_tree
+from pycdi.cluster.storage.blockcopy import copy_block
+from pycdi.cluster.storage.copy import CopyResult, copy_file, copy_tree
 from pycdi.cluster.storage.errors import StorageError
 from pycdi.cluster.storage.fsinfo import allocated_bytes, filesystem_type, supports_reflink
 from pycdi.cluster.storage.volumes import (

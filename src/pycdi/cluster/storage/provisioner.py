@@ -26,7 +26,8 @@ from ..control.eventrecorder import NORMAL, WARNING, EventRecorder
 from ..control.loops import Loop
 from . import hostpathprovisioner as hpp
 from . import volumes
-from .copy import copy_block, copy_tree
+from .blockcopy import copy_block
+from .copy import copy_tree
 from .pools import HPP_KEY, PROVISIONERS, StoragePool, select_pool
 from .sources import SNAPSHOT_KEY, SourceError, VolumeSource, resolve_source
 

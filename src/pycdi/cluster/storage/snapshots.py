@@ -27,7 +27,8 @@ from ..control import volumeutil as vu
 from ..control.eventrecorder import NORMAL, WARNING, EventRecorder
 from ..control.loops import Loop
 from . import volumes
-from .copy import copy_block, copy_tree
+from .blockcopy import copy_block
+from .copy import copy_tree
 from .hostpathprovisioner import volume_of
 from .pools import HPP_KEY, PROVISIONERS, builtin_pool, pool_of_path, pools_of
 from .sources import CONTENT_KEY, SNAPSHOT_GROUP, SNAPSHOT_KEY, data_source
