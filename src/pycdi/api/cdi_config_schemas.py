@@ -72,6 +72,8 @@ def cdi_config_spec() -> Schema:
         "filesystemOverhead": _filesystem_overhead(),
         "imagePullSecrets": arr(local_object_reference()),
         "importProxy": _import_proxy(),
+        "importRetryLimit": int32("pycdi: failed importer runs before a DataVolume import fails for good "
+                                  "(transient errors only; default 5).", minimum=1),
         "insecureRegistries": arr(string()),
         "logVerbosity": int32(),
         "podResourceRequirements": resource_requirements(),

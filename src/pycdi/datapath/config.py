@@ -12,6 +12,8 @@ from .errors import PermanentError
 from .importer import ImportRequest
 from .paths import path_map, resolve
 from .progress import Progress
+from .sources import registry, s3
+from .sources.base import Source
 from .sources.http import HttpConfig
 from .target import DEFAULT_OVERHEAD, Target
 
@@ -81,19 +83,26 @@ def request_from_env(env: Mapping[str, str] | None = None) -> ImportRequest:
     source = env.get("IMPORTER_SOURCE", "") or "http"
     scratch = str(resolve(SCRATCH_DIR, mapping))
     http = None
+    reader: Source | None = None
+    cert_dirs: list[str | None] = [
+        str(resolve(env["IMPORTER_CERT_DIR"], mapping)) if env.get("IMPORTER_CERT_DIR") else None,
+        str(resolve(env.get("IMPORTER_PROXY_CERT_DIR") or PROXY_CERT_DIR, mapping)),
+    ]
+    insecure = _flag(env.get("INSECURE_TLS"))
     if source == "http":
         secret_dir = str(resolve(env.get("IMPORTER_SECRET_EXTRA_HEADERS_PATH") or SECRET_EXTRA_HEADERS_DIR, mapping))
         http = HttpConfig(
             url=env.get("IMPORTER_ENDPOINT", ""),
             access_key=env.get("IMPORTER_ACCESS_KEY_ID", ""),
             secret_key=env.get("IMPORTER_SECRET_KEY", ""),
-            cert_dirs=[
-                str(resolve(env["IMPORTER_CERT_DIR"], mapping)) if env.get("IMPORTER_CERT_DIR") else None,
-                str(resolve(env.get("IMPORTER_PROXY_CERT_DIR") or PROXY_CERT_DIR, mapping)),
-            ],
-            insecure=_flag(env.get("INSECURE_TLS")),
+            cert_dirs=cert_dirs,
+            insecure=insecure,
             headers=extra_headers(env, secret_dir),
         )
+    elif source == "registry":
+        reader = registry.from_env(env, cert_dirs, insecure)
+    elif source == "s3":
+        reader = s3.from_env(env, cert_dirs, insecure)
     nbd = env.get("PYCDI_NBDKIT", "auto").lower()
     progress_file = env.get("PYCDI_PROGRESS_FILE")
     return ImportRequest(
@@ -101,6 +110,7 @@ def request_from_env(env: Mapping[str, str] | None = None) -> ImportRequest:
         target=target,
         content_type=env.get("IMPORTER_CONTENTTYPE", "") or "kubevirt",
         http=http,
+        reader=reader,
         scratch_dir=scratch if os.path.isdir(scratch) else None,
         preallocation=_flag(_first(env, "PREALLOCATION", "IMPORTER_PREALLOCATION")),
         checksum=env.get("IMPORTER_CHECKSUM") or None,

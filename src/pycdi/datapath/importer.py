@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tarfile
 from dataclasses import dataclass, field
@@ -14,11 +15,17 @@ from .errors import PermanentError, ScratchSpaceRequired
 from .formats import QEMU_FORMATS, CappedReader, PeekReader, Readable, qcow2_header_problem, unwrap
 from .progress import Progress
 from .sources import blank
-from .sources.http import HttpConfig, HttpSource, HttpStream
+from .sources.base import Source, SourceStream
+from .sources.http import HttpConfig, HttpSource
 from .target import Target, free_space
 
+log = logging.getLogger(__name__)
 KUBEVIRT = "kubevirt"
 ARCHIVE = "archive"
+#: Above this round trip nbdkit's one-request-at-a-time reads (~2 MiB each) lose to one sequential download into
+#: scratch plus a local convert: scratch costs about one extra local write and read of the data (~400 MB/s here),
+#: i.e. ~5 ms per 2 MiB; half of that keeps us on the safe side of "never slower than scratch" (DESIGN §6).
+NBDKIT_MAX_RTT = 0.0025
 _HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<?xml")
 
 
@@ -26,15 +33,18 @@ _HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<?xml")
 class ImportRequest:
     """One import task, as the worker's environment describes it."""
 
-    source: str  # "http" | "none" (blank)
+    source: str  # "http" | "registry" | "s3" | "none" (blank)
     target: Target
     content_type: str = KUBEVIRT
     http: HttpConfig | None = None
+    #: The source to read (registry, S3...); for "http" it is built from `http` when not given.
+    reader: Source | None = None
     scratch_dir: str | None = None
     preallocation: bool = False
     checksum: str | None = None
     try_direct_io: bool = False
-    #: None: decide from the server (ranges, no compression, no checksum); False never; True whenever possible.
+    #: None: decide from the source (ranges, no compression, no checksum) and the link's round trip;
+    #: False never; True whenever possible.
     use_nbdkit: bool | None = None
     progress: Progress = field(default_factory=Progress)
 
@@ -54,15 +64,17 @@ def run(req: ImportRequest) -> ImportResult:
         applied = blank.create(req.target, preallocate=req.preallocation)
         req.progress.set(100.0)
         return ImportResult(applied, "blank")
-    if req.source != "http" or req.http is None:
+    source = req.reader
+    if source is None and req.source == "http" and req.http is not None:
+        source = HttpSource(req.http)
+    if source is None:
         raise PermanentError(f"Unknown data source: {req.source}")
     if req.content_type == ARCHIVE and req.target.block:
         raise PermanentError("archive content can only be imported into a Filesystem volume")
-    return _http(req, req.http)
+    return _from_source(req, source)
 
 
-def _http(req: ImportRequest, config: HttpConfig) -> ImportResult:
-    source = HttpSource(config)
+def _from_source(req: ImportRequest, source: Source) -> ImportResult:
     probe = source.probe()
     body = source.open()
     try:
@@ -74,26 +86,36 @@ def _http(req: ImportRequest, config: HttpConfig) -> ImportResult:
         if kind == "tar":
             stream, kind, layers = _first_tar_file(stream, layers)
         if kind in ("raw", "iso"):
-            return _stream_raw(req, stream, counted, hashed)
+            return _stream_raw(req, stream, counted, hashed, source.name)
         if kind not in QEMU_FORMATS:
-            raise PermanentError(f"Invalid format {kind} for image {config.url}")
+            raise PermanentError(f"Invalid format {kind} for image {source.name}")
         problem = qcow2_header_problem(stream.peek()) if kind == "qcow2" else None
         if problem:
-            raise PermanentError(f"Image {config.url} is invalid because it has {problem}")
-        ranged = probe.accepts_ranges and probe.size is not None and not layers and hashed is None
-        want_nbd = req.use_nbdkit if req.use_nbdkit is not None else ranged
-        if want_nbd and ranged and nbdkit.available():
+            raise PermanentError(f"Image {source.name} is invalid because it has {problem}")
+        ranged = source.ranged() if probe.accepts_ranges and probe.size is not None and not layers else None
+        if ranged is not None and hashed is None and nbdkit.available() and _want_nbdkit(req, ranged):
             body.close()
-            return _via_nbdkit(req, config, QEMU_FORMATS[kind])
-        return _via_scratch(req, stream, counted, hashed, QEMU_FORMATS[kind], config.url)
+            return _via_nbdkit(req, ranged, QEMU_FORMATS[kind], source.name)
+        return _via_scratch(req, stream, counted, hashed, QEMU_FORMATS[kind], source.name)
     finally:
         body.close()
 
 
-class _Counting:
-    """Reports the share of the download done (compressed bytes over Content-Length) as progress."""
+def _want_nbdkit(req: ImportRequest, ranged: HttpConfig) -> bool:
+    """Read in place through nbdkit only on a link fast enough for it (DESIGN §6), unless told."""
+    if req.use_nbdkit is not None:
+        return req.use_nbdkit
+    rtt = HttpSource(ranged).measure_rtt()
+    fast = rtt is not None and rtt <= NBDKIT_MAX_RTT
+    shown = "unmeasured" if rtt is None else f"{rtt * 1000:.2f} ms"
+    log.info("link round trip %s: %s", shown, "reading in place with nbdkit" if fast else "downloading to scratch")
+    return fast
 
-    def __init__(self, inner: Readable, body: HttpStream, progress: Progress, high: float) -> None:
+
+class _Counting:
+    """Reports the share of the transfer done (bytes of the transferred form over their total) as progress."""
+
+    def __init__(self, inner: Readable, body: SourceStream, progress: Progress, high: float) -> None:
         self._inner = inner
         self._body = body
         self._progress = progress
@@ -132,11 +154,11 @@ def _finish_hash(hashed: HashingReader | None, stream: Readable) -> None:
 
 
 def _stream_raw(
-    req: ImportRequest, stream: PeekReader, counted: _Counting, hashed: HashingReader | None
+    req: ImportRequest, stream: PeekReader, counted: _Counting, hashed: HashingReader | None, name: str
 ) -> ImportResult:
     """raw / iso (optionally compressed): decompress in-stream and write sparsely into the target, no scratch."""
     target = req.target
-    _refuse_html_body(stream.peek(4096), req.http.url if req.http else "the source")
+    _refuse_html_body(stream.peek(4096), name)
     usable = target.usable()
     capped = CappedReader(stream, usable, "image")
     path = target.disk_path
@@ -199,13 +221,13 @@ def _usable_after(req: ImportRequest, dst: str) -> int:
     return usable_space(target.overhead, free)
 
 
-def _via_nbdkit(req: ImportRequest, config: HttpConfig, fmt: str) -> ImportResult:
+def _via_nbdkit(req: ImportRequest, config: HttpConfig, fmt: str, name: str) -> ImportResult:
     """A ranged HTTP image read in place by qemu-img through nbdkit: no scratch."""
     usable = req.target.usable()
     with nbdkit.serve(config) as uri:
         info = qemu.info(uri, fmt=fmt)
-        qemu.validate(info, usable, config.url)
-        qemu.check_consistency(uri, fmt, config.url)
+        qemu.validate(info, usable, name)
+        qemu.check_consistency(uri, fmt, name)
         applied = _convert_into_target(req, uri, fmt, 0.0)
     req.progress.set(100.0)
     return ImportResult(applied, "nbdkit")

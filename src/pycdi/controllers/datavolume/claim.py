@@ -13,9 +13,11 @@ CDI_LABEL = ("app", "containerized-data-importer")
 FILLING_UP_LABEL = ("alerts.k8s.io/KubePersistentVolumeFillingUp", "disabled")
 RECOMMENDED_LABELS = {"app.kubernetes.io/managed-by": "cdi-controller", "app.kubernetes.io/component": "storage"}
 SOURCE_HTTP = "http"
+SOURCE_REGISTRY = "registry"
+SOURCE_S3 = "s3"
 SOURCE_NONE = "none"
 #: The sources the import path implements today (the others are refused at admission or not written yet).
-IMPLEMENTED_SOURCES = ("http", "blank")
+IMPLEMENTED_SOURCES = ("http", "registry", "s3", "blank")
 #: Annotations copied from the DV only once it succeeded (upstream's delayedAnnotations).
 DELAYED_ANNOTATIONS = (c.ANN_POPULATED_FOR,)
 
@@ -54,8 +56,38 @@ def source_annotations(dv: Obj) -> dict[str, str]:
             out[f"{c.ANN_EXTRA_HEADERS}.{i}"] = header
         for i, secret in enumerate(http.get("secretExtraHeaders") or []):
             out[f"{c.ANN_SECRET_EXTRA_HEADERS}.{i}"] = secret
+    elif source.get("registry") is not None:
+        out.update(_registry_annotations(source["registry"]))
+    elif source.get("s3") is not None:
+        s3 = source["s3"]
+        out[c.ANN_ENDPOINT] = s3.get("url", "")
+        out[c.ANN_SOURCE] = SOURCE_S3
+        if s3.get("secretRef"):
+            out[c.ANN_SECRET] = s3["secretRef"]
+        if s3.get("certConfigMap"):
+            out[c.ANN_CERT_CONFIG_MAP] = s3["certConfigMap"]
     elif source.get("blank") is not None:
         out[c.ANN_SOURCE] = SOURCE_NONE
+    return out
+
+
+def _registry_annotations(registry: Obj) -> dict[str, str]:
+    """UpdateRegistryAnnotations: the image (URL or image stream), pull method, credentials, CA, architecture."""
+    out = {c.ANN_SOURCE: SOURCE_REGISTRY}
+    if registry.get("pullMethod"):
+        out[c.ANN_REGISTRY_IMPORT_METHOD] = registry["pullMethod"]
+    if registry.get("url"):
+        out[c.ANN_ENDPOINT] = registry["url"]
+    elif registry.get("imageStream"):
+        out[c.ANN_ENDPOINT] = registry["imageStream"]
+        out[c.ANN_REGISTRY_IMAGE_STREAM] = "true"
+    if registry.get("secretRef"):
+        out[c.ANN_SECRET] = registry["secretRef"]
+    if registry.get("certConfigMap"):
+        out[c.ANN_CERT_CONFIG_MAP] = registry["certConfigMap"]
+    architecture = (registry.get("platform") or {}).get("architecture")
+    if architecture:
+        out[c.ANN_REGISTRY_IMAGE_ARCHITECTURE] = architecture
     return out
 
 

@@ -37,8 +37,8 @@ _BOUND_SCRATCH_KEYS = (c.ANN_BOUND_CONDITION, c.ANN_BOUND_CONDITION_MESSAGE, c.A
 @dataclass(frozen=True)
 class ImportOptions:
     pod: podspec.PodOptions = field(default_factory=podspec.PodOptions)
-    #: Failed runs of one importer pod before the import is failed for good (CDIConfig `spec.importRetryLimit`
-    #: overrides it when the schema carries one).
+    #: Failed runs of one importer pod before the import is failed for good (CDIConfig `spec.importRetryLimit`,
+    #: a pycdi field, overrides it).
     retry_limit: int = DEFAULT_RETRY_LIMIT
     workers: int = 3
 

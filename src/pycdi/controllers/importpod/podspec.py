@@ -29,6 +29,7 @@ MAX_NAME = 253
 ALIGN = 1 << 20
 SOURCE_NONE = "none"
 SOURCE_HTTP = "http"
+SOURCE_REGISTRY = "registry"
 #: Pod annotations copied from the PVC (networking and sidecars, `doc/datavolume-annotations.md`).
 PASSTHROUGH_ANNOTATIONS = (c.ANN_POD_NETWORK, c.ANN_POD_MULTUS_DEFAULT_NETWORK, c.ANN_SIDECAR_ISTIO,
                            c.ANN_SIDECAR_LINKERD)
@@ -109,6 +110,24 @@ def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "t", "true")
 
 
+def registry_host(url: str) -> str:
+    """host[:port] of a `docker://` / `oci-archive://` image reference (or a bare one)."""
+    rest = url.split("://", 1)[1] if "://" in url else url
+    return rest.split("/", 1)[0]
+
+
+def insecure_tls(ann: dict[str, str], config: Obj | None) -> bool:
+    """insecureSkipVerify on an HTTP source; for a registry, its host listed in CDIConfig's insecureRegistries
+    (upstream's IsInsecureTLS)."""
+    if _flag(ann.get(c.ANN_INSECURE_SKIP_VERIFY)):
+        return True
+    if (ann.get(c.ANN_SOURCE) or SOURCE_HTTP) != SOURCE_REGISTRY:
+        return False
+    listed = ((config or {}).get("spec") or {}).get("insecureRegistries") or []
+    host = registry_host(ann.get(c.ANN_ENDPOINT, ""))
+    return bool(host) and host in listed
+
+
 def importer_env(pvc: Obj, config: Obj | None, options: PodOptions) -> list[Obj]:
     """The importer container's environment, named as upstream's (`makeImportEnv`) plus pycdi's own."""
     ann: dict[str, str] = (pvc["metadata"].get("annotations") or {})
@@ -120,7 +139,7 @@ def importer_env(pvc: Obj, config: Obj | None, options: PodOptions) -> list[Obj]
         {"name": "IMPORTER_IMAGE_SIZE", "value": requested_size(pvc)},
         {"name": "OWNER_UID", "value": owner_uid(pvc)},
         {"name": "FILESYSTEM_OVERHEAD", "value": filesystem_overhead(pvc, config)},
-        {"name": "INSECURE_TLS", "value": "true" if _flag(ann.get(c.ANN_INSECURE_SKIP_VERIFY)) else "false"},
+        {"name": "INSECURE_TLS", "value": "true" if insecure_tls(ann, config) else "false"},
         {"name": "PREALLOCATION", "value": "true" if _flag(ann.get(c.ANN_PREALLOCATION_REQUESTED)) else "false"},
         {"name": "IMPORTER_CHECKSUM", "value": ann.get(c.ANN_CHECKSUM, "")},
         {"name": "IMPORTER_VOLUME_MODE", "value": volume_mode(pvc)},
@@ -128,6 +147,8 @@ def importer_env(pvc: Obj, config: Obj | None, options: PodOptions) -> list[Obj]
         # The progress endpoint listens on the pod's own address, where the controller scrapes it.
         {"name": "PYCDI_METRICS_ADDR", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}}},
     ]
+    if ann.get(c.ANN_REGISTRY_IMAGE_ARCHITECTURE):
+        env.append({"name": "IMPORTER_REGISTRY_IMAGE_ARCHITECTURE", "value": ann[c.ANN_REGISTRY_IMAGE_ARCHITECTURE]})
     if ann.get(c.ANN_REQUIRES_DIRECT_IO) == "true":
         env.append({"name": "CACHE_MODE", "value": "TRYNONE"})
     proxy = ((config or {}).get("status") or {}).get("importProxy") or {}

@@ -1,0 +1,13 @@
+"""registry source (being written this session)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..errors import PermanentError
+from .base import Source
+
+
+def from_env(env: Mapping[str, str], cert_dirs: list[str | None], insecure: bool) -> Source:
+    """The registry source the importer's environment describes."""
+    raise PermanentError("the registry source is not implemented yet")
