@@ -7,13 +7,16 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from bench import apiserver, clone
+from bench import apiserver, clone, clone_stream, imports, upload
 
 
 def main() -> int:
     results: dict[str, float] = {}
     results.update(apiserver.run())
     results.update(clone.run())
+    results.update(clone_stream.run())
+    results.update(imports.run())
+    results.update(upload.run())
     out = Path(__file__).with_name("results.json")
     out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     print(f"\nmeasured {date.today().isoformat()}")

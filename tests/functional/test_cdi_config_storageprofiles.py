@@ -66,8 +66,8 @@ def test_fresh_cluster_has_cdiconfig_with_upstream_defaults(cluster: Cluster) ->
     assert status["filesystemOverhead"]["global"] == "0.06"
     assert status["filesystemOverhead"]["storageClass"]["local"] == "0.06"
     assert status["importProxy"] == {"HTTPProxy": "", "HTTPSProxy": "", "noProxy": "", "trustedCAProxy": ""}
-    # The test harness runs `pycdi up --upload-proxy-port 0`: no URL known, none reported.
-    assert "uploadProxyURL" not in status
+    # The test harness runs `pycdi up --upload-proxy-port 0`: the port picked is the one reported.
+    assert status["uploadProxyURL"].startswith("https://127.0.0.1:")
     cols = cluster.kubectl("get", "cdiconfig").stdout
     assert "config" in cols
 
@@ -77,14 +77,18 @@ def test_fresh_cluster_has_the_local_profile(cluster: Cluster) -> None:
     status = profile["status"]
     assert status["storageClass"] == "local"
     assert status["provisioner"] == "kubevirt.io/hostpath-provisioner"
-    assert status["claimPropertySets"] == [{"accessModes": ["ReadWriteOnce"], "volumeMode": "Filesystem"}]
+    # The embedded provisioner does Block too: the bootstrap's profile spec says so, and the status follows it.
+    both = [{"accessModes": ["ReadWriteOnce"], "volumeMode": "Filesystem"},
+            {"accessModes": ["ReadWriteOnce"], "volumeMode": "Block"}]
+    assert profile["spec"]["claimPropertySets"] == both
+    assert status["claimPropertySets"] == both
     assert status["dataImportCronSourceFormat"] == "pvc"
     recognized = [c for c in status["conditions"] if c["type"] == "Recognized"]
     assert recognized and recognized[0]["status"] == "True" and recognized[0]["reason"] == "RecognizedProvisioner"
-    # Upstream: snapshot when a VolumeSnapshotClass has the class's provisioner as driver, else copy.
-    drivers = {v["driver"] for v in cluster.kubectl_json("get", "volumesnapshotclasses")["items"]}
-    expected = "snapshot" if "kubevirt.io/hostpath-provisioner" in drivers else "copy"
-    assert status["cloneStrategy"] == expected
+    # The class declares the embedded provisioner's own clones (annotation `cdi.kubevirt.io/clone-strategy`), and
+    # its snapshot class is the one whose driver is the class's provisioner.
+    assert status["cloneStrategy"] == "csi-clone"
+    assert status["snapshotClass"] == "local-snapshots"
 
 
 def test_new_class_gets_a_profile_and_an_overhead_and_loses_them_on_delete(cluster: Cluster,
@@ -143,9 +147,9 @@ def test_profile_spec_overrides_show_in_status(cluster: Cluster) -> None:
     profile = wait_profile(cluster, name, ".status.cloneStrategy", "csi-clone")
     assert profile["status"]["claimPropertySets"] == spec["claimPropertySets"]
     assert profile["status"]["dataImportCronSourceFormat"] == "snapshot"
-    # Dropping the override brings the computed values back.
+    # Dropping the override brings the computed values back (snapshot: `local-snapshots` is of this driver).
     cluster.kubectl("patch", "storageprofile", name, "--type=json", "-p", EMPTY_SPEC)
-    profile = wait_profile(cluster, name, ".status.cloneStrategy", "copy")
+    profile = wait_profile(cluster, name, ".status.cloneStrategy", "snapshot")
     assert profile["status"]["claimPropertySets"] == [{"accessModes": ["ReadWriteOnce"],
                                                       "volumeMode": "Filesystem"}]
     cluster.kubectl("delete", "storageclass", name)

@@ -99,6 +99,14 @@ def test_rules(cluster: Cluster, ns: str, spec: dict[str, Any], message: str) ->
     assert result.stderr.strip().endswith(f"{DENIED} {message}"), result.stderr
 
 
+def source_namespace_exists(cluster: Cluster, spec: dict[str, Any]) -> None:
+    """Clone authorization reads the source namespace (upstream answers 400 when it does not exist)."""
+    source_ns = ((spec.get("source") or {}).get("pvc") or {}).get("namespace")
+    if source_ns:
+        result = cluster.kubectl("create", "namespace", source_ns, check=False)
+        assert result.returncode == 0 or "AlreadyExists" in result.stderr, result.stderr
+
+
 @pytest.mark.parametrize("spec", [
     {"source": {"http": {"url": "http://127.0.0.1:1/disk.img"}}, "storage": {**RWO, "storageClassName": "nope"}},
     {"source": {"registry": {"url": "docker://quay.io/containerdisks/fedora:40"}},
@@ -108,6 +116,7 @@ def test_rules(cluster: Cluster, ns: str, spec: dict[str, Any], message: str) ->
     {"source": {"s3": {"url": "https://s3.example.com/bucket/disk.img"}, }, "contentType": "archive", "pvc": RWO},
 ], ids=["unknown-class", "registry-1Mi", "upload", "clone-no-size", "s3-archive"])
 def test_valid_datavolumes_are_created(cluster: Cluster, ns: str, spec: dict[str, Any]) -> None:
+    source_namespace_exists(cluster, spec)
     name = unique("ok")
     result = create(cluster, ns, datavolume(name, spec), check=True)
     assert result.stdout.strip() == f"datavolume.cdi.kubevirt.io/{name} created"
@@ -170,6 +179,7 @@ def test_seed_datavolumes_are_admitted(cluster: Cluster, ns: str, doc: Any) -> N
     """Every DataVolume of the seed documents is accepted as written (their storage classes need not exist)."""
     obj = json.loads(json.dumps(doc.obj))
     obj["metadata"].pop("namespace", None)
+    source_namespace_exists(cluster, obj["spec"])
     out = cluster.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump(obj)).stdout.strip()
     assert out == f"datavolume.cdi.kubevirt.io/{obj['metadata']['name']} created"
     # and applying it again (no change) is accepted too

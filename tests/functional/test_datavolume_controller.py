@@ -181,18 +181,6 @@ def test_dv_adopts_a_pvc_populated_for_it(cluster: Cluster, ns: str) -> None:
     assert "cdi.kubevirt.io/storage.import.source" not in pvc["metadata"]["annotations"]  # nothing imported
 
 
-def test_unimplemented_source_gets_an_event_and_no_pvc(cluster: Cluster, ns: str) -> None:
-    apply(cluster, data_volume("reg", ns, {"registry": {"url": "docker://127.0.0.1:1/x"}}))
-    expected = ("Warning", "SourceNotImplemented", "DataVolume source 'registry' is not implemented yet")
-    cluster.kubectl("wait", "-n", ns, "--for=create", "events", "--timeout=60s", check=False)
-    for _ in range(300):  # each iteration is one kubectl call, not a sleep
-        if expected in events(cluster, ns, "reg"):
-            break
-    assert expected in events(cluster, ns, "reg")
-    assert cluster.kubectl("get", "pvc", "reg", "-n", ns, check=False).returncode != 0
-    assert not get(cluster, "dv", "reg", ns).get("status", {}).get("phase")  # left to that source's controller
-
-
 def test_claim_not_valid_until_the_defaults_configmap_says_how(cluster: Cluster, ns: str) -> None:
     sc = unique("bare")
     apply(cluster, {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": sc},

@@ -132,7 +132,7 @@ def test_worker_writes_filesystem_and_block_volumes(cluster: Cluster, tmp_path: 
     assert json.loads(message) == {"bytesWritten": 300_000, "offset": 0, "path": "/data/out.bin"}
     got = get_pod(cluster, ns, "writer")
     status = got["status"]
-    assert status["podIP"].startswith("127.10.") and status["hostIP"] == "127.0.0.1"
+    assert status["podIP"].startswith("127.") and status["hostIP"] == "127.0.0.1"
     (init,) = status["initContainerStatuses"]
     assert init["state"]["terminated"]["reason"] == "Completed"
     (main,) = status["containerStatuses"]

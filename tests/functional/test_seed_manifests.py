@@ -105,6 +105,9 @@ def test_seed_manifest_is_accepted(cluster: Cluster, served: dict[tuple[str, str
             ns = f"seed-{uuid.uuid4().hex[:8]}"
             ensure_namespace(cluster, ns)
         ns_args = ["-n", ns]
+    source_ns = (((obj.get("spec") or {}).get("source") or {}).get("pvc") or {}).get("namespace")
+    if obj["kind"] == "DataVolume" and source_ns:
+        ensure_namespace(cluster, source_ns)  # clone authorization reads the source namespace
     existed = cluster.kubectl("get", resource, name, *ns_args, check=False).returncode == 0
     path = tmp_path / "seed.yaml"
     path.write_text(yaml.safe_dump(obj, sort_keys=False))

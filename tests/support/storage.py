@@ -122,9 +122,13 @@ def wait_event(cluster: Cluster, ns: str, involved: str, reason: str, contains: 
 
 def wait_until(cluster: Cluster, kind: str, name: str, ns: str, accept: Callable[[dict[str, Any]], bool],
                timeout: float = 60.0) -> dict[str, Any]:
-    """Watch one object until `accept` holds for it."""
+    """Watch one object until `accept` holds for it.
+
+    Listed by field selector, not by name: `kubectl get NAME --watch` GETs the object, then watches from
+    resourceVersion 0 and drops the first event as the copy of what it printed, so a change landing between the
+    two is never shown (kubectl's own behaviour, on kube too). A list watches from the list's resourceVersion."""
     where = ["-n", ns] if ns else []
-    found, seen = _watch(cluster, [kind, name, *where], accept, timeout)
+    found, seen = _watch(cluster, [kind, "--field-selector", f"metadata.name={name}", *where], accept, timeout)
     if found is None:
         raise AssertionError(f"{kind} {name} never reached the expected state; last seen {seen[-1:]}")
     return found

@@ -329,7 +329,7 @@ VERSIONS = [(c["metadata"]["name"], v) for c in CRDS for v in c["spec"]["version
 def test_every_expected_crd_is_there_in_a_fixed_order() -> None:
     assert [c["spec"]["names"]["kind"] for c in CRDS] == [
         "DataVolume", "ObjectTransfer", "CDIConfig", "StorageProfile", "DataSource", "DataImportCron", "CDI",
-        "VolumeSnapshot", "VolumeSnapshotContent", "VolumeSnapshotClass", "VirtualMachine",
+        "VolumeCloneSource", "VolumeSnapshot", "VolumeSnapshotContent", "VolumeSnapshotClass", "VirtualMachine",
         "VirtualMachineInstance", "HostPathProvisioner",
     ]
     assert json.dumps(all_crds(), sort_keys=True) == json.dumps(CRDS, sort_keys=True)

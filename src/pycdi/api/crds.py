@@ -17,6 +17,7 @@ from pycdi.api.cdi_config_schemas import (
     storage_profile_schema,
 )
 from pycdi.api.cdi_schemas import data_volume_schema, object_transfer_schema
+from pycdi.api.clone_schemas import volume_clone_source_schema
 from pycdi.api.hpp_schemas import hpp_schema, hpp_v1alpha1_schema
 from pycdi.api.kubevirt_schemas import virtual_machine_instance_schema, virtual_machine_schema
 from pycdi.api.schema_dsl import Schema
@@ -154,6 +155,7 @@ CRDS: tuple[CRD, ...] = (
                                "The format in which created sources are saved")]),
     _cdi(g.CDI, g.CDIS, False, cdi_schema, legacy=True, short_names=("cdi", "cdis"),
          printer_columns=[AGE_COLUMN, PHASE]),
+    _cdi(g.VOLUME_CLONE_SOURCE, g.VOLUME_CLONE_SOURCES, True, volume_clone_source_schema),
     CRD(g.SNAPSHOT_GROUP, g.VOLUME_SNAPSHOT, g.VOLUME_SNAPSHOTS, True,
         [Version(g.SNAPSHOT_VERSION, volume_snapshot_schema, storage=True)],
         short_names=("vs",), status_subresource=True,

@@ -35,6 +35,7 @@ VOLUME_SNAPSHOT_CLASS: Final = "VolumeSnapshotClass"
 VIRTUAL_MACHINE: Final = "VirtualMachine"
 VIRTUAL_MACHINE_INSTANCE: Final = "VirtualMachineInstance"
 HOST_PATH_PROVISIONER: Final = "HostPathProvisioner"
+VOLUME_CLONE_SOURCE: Final = "VolumeCloneSource"
 
 # apiVersion strings, as objects carry them.
 CDI_API_VERSION: Final = f"{CDI_GROUP}/{CDI_VERSION}"
@@ -56,6 +57,7 @@ VOLUME_SNAPSHOT_CLASSES: Final = "volumesnapshotclasses"
 VIRTUAL_MACHINES: Final = "virtualmachines"
 VIRTUAL_MACHINE_INSTANCES: Final = "virtualmachineinstances"
 HOST_PATH_PROVISIONERS: Final = "hostpathprovisioners"
+VOLUME_CLONE_SOURCES: Final = "volumeclonesources"
 
 #: The singleton CDIConfig object's name.
 CDI_CONFIG_NAME: Final = "config"

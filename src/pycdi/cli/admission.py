@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..cdiapi.transfer_validation import OBJECTTRANSFER_VALIDATE, admit_object_transfer
 from ..cdiapi.webhook import DATAVOLUME_VALIDATE, admit_datavolume
 from ..cluster.apiserver.admission import CREATE, UPDATE, AdmissionChain, AdmissionRequest
 from ..cluster.apiserver.errors import APIError
@@ -77,9 +78,36 @@ class DataVolumeValidation:
             raise webhook_denied(self.name, result)
 
 
+class ObjectTransferValidation:
+    """`objecttransfer-validate.cdi.kubevirt.io`: CREATE and UPDATE of objecttransfers (not their status)."""
+
+    name = OBJECTTRANSFER_VALIDATE
+
+    def __init__(self, service: ObjectService) -> None:
+        self._lookup = StoreLookup(service)
+
+    def handles(self, request: AdmissionRequest) -> bool:
+        return (request.info.group == "cdi.kubevirt.io" and request.info.plural == "objecttransfers"
+                and request.operation in (CREATE, UPDATE) and not request.subresource)
+
+    async def mutate(self, request: AdmissionRequest) -> None:
+        return None
+
+    async def validate(self, request: AdmissionRequest) -> None:
+        if request.object is None:
+            return
+        old = request.old_object if request.operation == UPDATE else None
+        result, warnings = await admit_object_transfer(request.object, old, self._lookup)
+        if result is not None:
+            raise webhook_denied(self.name, result)
+        request.warnings.extend(warnings)
+
+
 def register_cdi_admission(chain: AdmissionChain, service: ObjectService) -> None:
     """Plug CDI's admission into the embedded server; call before it serves."""
     chain.register(DataVolumeValidation(service))
+    chain.register(ObjectTransferValidation(service))
 
 
-__all__ = ["DataVolumeValidation", "StoreLookup", "WebhookDenied", "register_cdi_admission", "webhook_denied"]
+__all__ = ["DataVolumeValidation", "ObjectTransferValidation", "StoreLookup", "WebhookDenied",
+           "register_cdi_admission", "webhook_denied"]

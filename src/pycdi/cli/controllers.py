@@ -34,14 +34,18 @@ def start_controllers(kubeconfig: Path | None, options: ControllerOptions | None
               help="Kubeconfig to use (default: in-cluster credentials, else $KUBECONFIG or ~/.kube/config).")
 @click.option("--upload-proxy-url", default=None,
               help="The upload proxy's URL, reported in CDIConfig status.uploadProxyURL unless overridden.")
+@click.option("--clone-token-key", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+              help="PEM private key of the CDI API (clone tokens are checked and extended with it).")
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
-def controller(kubeconfig: Path | None, upload_proxy_url: str | None, log_level: str) -> None:
+def controller(kubeconfig: Path | None, upload_proxy_url: str | None, clone_token_key: Path | None,
+               log_level: str) -> None:
     """Run the CDI controllers against a Kubernetes API server until SIGTERM or SIGINT."""
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    key = clone_token_key.read_bytes() if clone_token_key is not None else None
     try:
-        asyncio.run(_run(kubeconfig, ControllerOptions(upload_proxy_url=upload_proxy_url)))
+        asyncio.run(_run(kubeconfig, ControllerOptions(upload_proxy_url=upload_proxy_url, clone_token_key=key)))
     except ConfigError as e:
         raise click.ClickException(str(e)) from None
 

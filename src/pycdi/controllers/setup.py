@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..api.clonetoken import CloneTokens
 from ..kube.client import KubeClient
-from . import cdiconfig, datavolume, importpod, storageprofile
+from . import cdiconfig, clone, datavolume, importpod, storageprofile, transfer, uploadpod, vm
+from .datavolume import clone_setup
 from .runtime import Manager
 
 
@@ -18,6 +20,13 @@ class ControllerOptions:
     importer_image: str = importpod.PodOptions.image
     import_retry_limit: int = importpod.ImportOptions.retry_limit
     import_workers: int = 3
+    #: The upload controller's pods (the worker image is the importer's) and where it keeps the upload CAs.
+    cdi_namespace: str = uploadpod.UploadOptions.cdi_namespace
+    upload_workers: int = 3
+    transfer_workers: int = 2
+    #: The PEM private key clone tokens are signed with (the CDI API's); None: cross-namespace clones are refused.
+    clone_token_key: bytes | None = None
+    clone_workers: int = 3
 
 
 def build_manager(client: KubeClient, options: ControllerOptions | None = None) -> Manager:
@@ -29,4 +38,14 @@ def build_manager(client: KubeClient, options: ControllerOptions | None = None) 
     importpod.add_to_manager(manager, importpod.ImportOptions(
         pod=importpod.PodOptions(image=options.importer_image), retry_limit=options.import_retry_limit,
         workers=options.import_workers))
+    uploadpod.add_to_manager(manager, uploadpod.UploadOptions(
+        pod=importpod.PodOptions(image=options.importer_image), retry_limit=options.import_retry_limit,
+        cdi_namespace=options.cdi_namespace, workers=options.upload_workers))
+    transfer.add_to_manager(manager, workers=options.transfer_workers)
+    tokens = CloneTokens.from_private_key(options.clone_token_key) if options.clone_token_key else None
+    clone_setup.add_to_manager(manager, tokens, options.importer_image, workers=options.data_volume_workers)
+    clone.add_to_manager(manager, tokens, clone.HostCloneOptions(
+        pod=importpod.PodOptions(image=options.importer_image), retry_limit=options.import_retry_limit,
+        workers=options.clone_workers))
+    vm.add_to_manager(manager)
     return manager

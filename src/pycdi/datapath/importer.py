@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, cast
 
 from ..api.sizes import usable_space
-from . import archive, nbdkit, qemu, sparse
+from . import archive, nbdkit, nbdspool, qemu, sparse
 from .checksum import HashingReader
 from .errors import PermanentError, ScratchSpaceRequired
 from .formats import QEMU_FORMATS, CappedReader, PeekReader, Readable, qcow2_header_problem, unwrap
@@ -169,7 +170,7 @@ def _stream_raw(
         if not target.block and os.path.exists(path):
             os.unlink(path)
         raise
-    applied = _finalize_filesystem(req, path, size, usable) if not target.block else req.preallocation
+    applied = _finalize_filesystem(req, path, size, usable) if not target.block else _finalize_block(req)
     req.progress.set(100.0)
     return ImportResult(applied, "stream")
 
@@ -177,10 +178,18 @@ def _stream_raw(
 def _finalize_filesystem(req: ImportRequest, path: str, size: int, usable: int) -> bool:
     """Grow disk.img to the usable size (never shrink), preallocate when asked, mode 0660."""
     if size < usable:
-        qemu.resize(path, usable, preallocate=req.preallocation)
-    elif req.preallocation:
+        qemu.resize(path, usable)
+    if req.preallocation:
+        # The whole file, not only the grown tail: the data was written sparsely, its holes must be allocated too.
         _fallocate(path)
     os.chmod(path, 0o660)
+    return req.preallocation
+
+
+def _finalize_block(req: ImportRequest) -> bool:
+    """Preallocation on a Block volume: every block the import left unwritten is allocated (upstream: `-S 0`)."""
+    if req.preallocation:
+        blank.allocate_device(req.target.device, req.target.available())
     return req.preallocation
 
 
@@ -208,7 +217,7 @@ def _convert_into_target(req: ImportRequest, src: str, fmt: str, low: float) -> 
         target_is_block=target.block,
     )
     if target.block:
-        return req.preallocation
+        return _finalize_block(req)
     usable = target.usable() if not os.path.exists(dst) else _usable_after(req, dst)
     return _finalize_filesystem(req, dst, os.stat(dst).st_size, usable)
 
@@ -227,8 +236,13 @@ def _via_nbdkit(req: ImportRequest, config: HttpConfig, fmt: str, name: str) -> 
     with nbdkit.serve(config) as uri:
         info = qemu.info(uri, fmt=fmt)
         qemu.validate(info, usable, name)
-        qemu.check_consistency(uri, fmt, name)
-        applied = _convert_into_target(req, uri, fmt, 0.0)
+        try:
+            with qemu.checking(uri, fmt, name):
+                applied = _convert_into_target(req, uri, fmt, 0.0)
+        except BaseException:
+            if not req.target.block and os.path.exists(req.target.disk_path):
+                os.unlink(req.target.disk_path)
+            raise
     req.progress.set(100.0)
     return ImportResult(applied, "nbdkit")
 
@@ -236,18 +250,50 @@ def _via_nbdkit(req: ImportRequest, config: HttpConfig, fmt: str, name: str) -> 
 def _via_scratch(
     req: ImportRequest, stream: PeekReader, counted: _Counting, hashed: HashingReader | None, fmt: str, url: str
 ) -> ImportResult:
-    """Download (decompressed) into scratch, inspect, then convert into the target."""
+    """Download (decompressed) into scratch, inspect, then convert into the target.
+
+    When the download is the image itself, of a known length, the scratch file is served to qemu-img over NBD
+    as it fills (nbdspool): the convert runs alongside the download instead of after it."""
     if not req.scratch_dir or not os.path.isdir(req.scratch_dir):
         raise ScratchSpaceRequired()
     scratch = os.path.join(req.scratch_dir, "tmpimage")
-    counted.high = 50.0
-    try:
-        sparse.copy_sparse(CappedReader(stream, free_space(req.scratch_dir), "downloaded image"), scratch)
+    capped = CappedReader(stream, free_space(req.scratch_dir), "downloaded image")
+    length = counted._body.length if stream.inner is counted else None
+    target = req.target
+
+    def download(reader: Readable, advance: Callable[[int], None] | None = None) -> None:
+        # Not durable: the scratch file is read back at once and deleted, an fsync would only wait for the disk.
+        sparse.copy_sparse(reader, scratch, progress=advance, durable=False)
         _finish_hash(hashed, stream)
-        info = qemu.info(scratch, fmt=fmt)
-        qemu.validate(info, req.target.usable(), url)
-        qemu.check_consistency(scratch, fmt, url)
-        applied = _convert_into_target(req, scratch, fmt, 50.0)
+
+    try:
+        try:
+            if length:
+                counted.high = 0.0  # the convert reports, from 0: it moves with the download
+                fetch = nbdspool.RangeFetcher(req.http) if req.http is not None else None
+                with nbdspool.serve(scratch, length, download, capped, fetch) as served:
+                    try:
+                        info = qemu.info(served.uri, fmt=fmt, timeout=None)
+                        qemu.validate(info, target.usable(), url)
+                        with qemu.checking(served.uri, fmt, url, timeout=None):
+                            applied = _convert_into_target(req, served.uri, fmt, 0.0)
+                        served.wait()
+                    except BaseException as err:
+                        # A failed download shows in qemu-img as read errors: its own error is the one to tell.
+                        if served.error is not None and not isinstance(served.error, nbdspool.Cancelled):
+                            raise served.error from err
+                        raise
+            else:
+                counted.high = 50.0
+                download(capped)
+                info = qemu.info(scratch, fmt=fmt)
+                qemu.validate(info, target.usable(), url)
+                with qemu.checking(scratch, fmt, url):
+                    applied = _convert_into_target(req, scratch, fmt, 50.0)
+        except BaseException:
+            if not target.block and os.path.exists(target.disk_path):
+                os.unlink(target.disk_path)
+            raise
     finally:
         if os.path.exists(scratch):
             os.unlink(scratch)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from . import exec as tools
@@ -57,14 +59,17 @@ class ImageInfo:
         )
 
 
-def info(image: str, *, fmt: str | None = None) -> ImageInfo:
-    """Inspect a local path or an `nbd+unix://` URI, with address-space, CPU and wall-clock limits."""
+def info(image: str, *, fmt: str | None = None, timeout: float | None = tools.INFO_TIMEOUT_SECONDS) -> ImageInfo:
+    """Inspect a local path or an `nbd+unix://` URI, with address-space, CPU and wall-clock limits.
+
+    `timeout=None` for an image still downloading (nbdspool): its reads wait for the download, which has its
+    own stall limit; the CPU limit still holds."""
     argv = [QEMU_IMG, "info", "--output=json"]
     if fmt:
         argv += ["-f", fmt]
     argv.append(image)
     try:
-        out = tools.run(argv, limits=tools.INFO_LIMITS, timeout=tools.INFO_TIMEOUT_SECONDS)
+        out = tools.run(argv, limits=tools.INFO_LIMITS, timeout=timeout)
     except tools.CommandError as err:
         # Killed by RLIMIT_CPU/RLIMIT_AS or refused outright: the image is what is wrong.
         raise PermanentError(f"Unable to inspect image {image}: {err}") from err
@@ -84,19 +89,50 @@ def validate(image_info: ImageInfo, available: int, image: str) -> None:
     check_fits(image_info.virtual_size, available)
 
 
-def check_consistency(image: str, fmt: str, name: str) -> None:
+def check_consistency(
+    image: str, fmt: str, name: str, *, timeout: float | None = tools.INFO_TIMEOUT_SECONDS
+) -> None:
     """`qemu-img check` for qcow2: a truncated or corrupt image would otherwise convert with zeros for the
     missing clusters and "succeed". Leaked clusters (exit 3) are harmless; corruptions (exit 2) are refused."""
     if fmt != "qcow2":
         return
     argv = [QEMU_IMG, "check", "--output=json", "-f", fmt, image]
     try:
-        tools.run(argv, limits=tools.INFO_LIMITS, timeout=tools.INFO_TIMEOUT_SECONDS)
+        tools.run(argv, limits=tools.INFO_LIMITS, timeout=timeout)
     except tools.CommandError as err:
         if err.returncode == 3:
             return
         first = err.stderr.splitlines()[0] if err.stderr else f"exit status {err.returncode}"
         raise PermanentError(f"Image {name} is corrupt or truncated: {first}") from err
+
+
+@contextmanager
+def checking(
+    image: str, fmt: str, name: str, *, timeout: float | None = tools.INFO_TIMEOUT_SECONDS
+) -> Iterator[None]:
+    """`check_consistency` in a thread while the block runs (the convert): the check reads only metadata and
+    finishes within the convert's time instead of before it. Its verdict wins over the block's own error
+    (a truncated image makes qemu-img convert fail too, with a less telling message)."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            check_consistency(image, fmt, name, timeout=timeout)
+        except BaseException as err:
+            failure.append(err)
+
+    thread = threading.Thread(target=run, name="qemu-img-check", daemon=True)
+    thread.start()
+    try:
+        yield
+    except BaseException:
+        thread.join()
+        if failure:
+            raise failure[0] from None
+        raise
+    thread.join()
+    if failure:
+        raise failure[0]
 
 
 def check_fits(virtual_size: int, available: int) -> None:
@@ -141,6 +177,52 @@ def _with_preallocation(
     raise last
 
 
+class _WriteBehind:
+    """Starts the writeback of qemu-img's output while it converts (on each progress report, in a thread).
+
+    `-t writeback` ends with one flush of everything written: on a disk that is most of a fast import's time.
+    Pushing pages out as they come overlaps that with the transfer, and the closing flush finds little left.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._fd = -1
+        self._cond = threading.Condition()
+        self._pending = False
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="qemu-img-writeback", daemon=True)
+        self._thread.start()
+
+    def poke(self) -> None:
+        with self._cond:
+            self._pending = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                self._pending = False
+            try:
+                if self._fd < 0:
+                    self._fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
+                # DONTNEED starts writeback of the dirty pages (asynchronously) and drops the clean ones.
+                os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            except OSError:
+                continue  # not created yet, or gone: only an optimisation
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+        if self._fd >= 0:
+            os.close(self._fd)
+
+
 def convert(
     src: str,
     dst: str,
@@ -162,7 +244,16 @@ def convert(
     report = progress or (lambda _v: None)
 
     def go(args: list[str]) -> None:
-        tools.run_with_progress([QEMU_IMG, *args[1:]], report)
+        behind = _WriteBehind(dst)
+
+        def on_progress(value: float) -> None:
+            report(value)
+            behind.poke()
+
+        try:
+            tools.run_with_progress([QEMU_IMG, *args[1:]], on_progress)
+        finally:
+            behind.close()
 
     try:
         if preallocate and not target_is_block:

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import os
+import queue
 import stat
+import threading
 from collections.abc import Callable
 
-from .formats import Readable
+from .formats import Readable, readinto
 
-#: Read size: large sequential writes are what the disk likes; memory stays at one buffer.
+#: Read size: large sequential writes are what the disk likes.
 CHUNK = 1 << 20
+#: Buffers in flight between the reading thread (network, decompression) and the writer: memory stays at
+#: DEPTH + 1 chunks, and a few are enough to even out the two sides' bursts.
+DEPTH = 4
+#: A durable copy starts the writeback of each this-many bytes behind the write head, so the closing fsync
+#: finds little left to write and the page cache recycles the same pages (fresh ones cost more than the copy).
+WRITEBACK_STEP = 32 << 20
 #: Hole granularity: zero runs this size and aligned become holes (filesystem blocks are 4 KiB; 64 KiB keeps
 #: the per-block check cheap while losing little sparseness).
 BLOCK = 64 * 1024
@@ -24,17 +32,15 @@ def is_block_device(path: str) -> bool:
         return False
 
 
-def _fill(reader: Readable, buf: bytearray) -> int:
-    """Read until `buf` is full or the stream ends; return the byte count."""
-    view = memoryview(buf)
+def _fill(reader: Readable, view: memoryview) -> int:
+    """Read until `view` is full or the stream ends; return the byte count."""
     n = 0
-    size = len(buf)
+    size = len(view)
     while n < size:
-        data = reader.read(size - n)
-        if not data:
+        got = readinto(reader, view[n:])
+        if not got:
             break
-        view[n : n + len(data)] = data
-        n += len(data)
+        n += got
     return n
 
 
@@ -76,7 +82,7 @@ class SparseWriter:
         if not self.block_device:
             os.ftruncate(self._fd, 0)
 
-    def write_chunk(self, buf: bytearray, n: int) -> None:
+    def write_chunk(self, buf: bytes | bytearray, n: int) -> None:
         """Write the first n bytes of `buf` at the current offset, skipping zero blocks."""
         base = self.offset
         if n == CHUNK and buf == _ZERO_CHUNK and not self.block_device:
@@ -87,7 +93,8 @@ class SparseWriter:
         pos = 0
         while pos < n:
             end = min(pos + BLOCK, n)
-            zero = buf[pos:end] == _ZERO_BLOCK[: end - pos]
+            # startswith compares in place (memcmp); a slice would copy every data block first.
+            zero = buf.startswith(_ZERO_BLOCK if end - pos == BLOCK else _ZERO_BLOCK[: end - pos], pos, end)
             if zero and self.block_device and not self._zero_is_present(base + pos, end - pos):
                 zero = False
             if zero:
@@ -101,19 +108,112 @@ class SparseWriter:
             self._pwrite(view[start:n], base + start)
         self.offset += n
 
+    def write_behind(self, start: int, end: int) -> None:
+        """Start writing [start, end) back now (asynchronously) and let its clean pages go."""
+        if end > start:
+            os.posix_fadvise(self._fd, start, end - start, os.POSIX_FADV_DONTNEED)
+
     def _pwrite(self, data: memoryview, offset: int) -> None:
         done = 0
         while done < len(data):
             done += os.pwrite(self._fd, data[done:], offset + done)
         self.written += len(data)
 
-    def finish(self, size: int | None = None) -> int:
-        """Extend a file to its full length (trailing holes), fsync, and return the logical size."""
+    def finish(self, size: int | None = None, *, sync: bool = True) -> int:
+        """Extend a file to its full length (trailing holes), fsync (unless told not to), return the logical size."""
         end = self.offset if size is None else max(size, self.offset)
         if not self.block_device and os.fstat(self._fd).st_size < end:
             os.ftruncate(self._fd, end)
-        os.fsync(self._fd)
+        if sync:
+            os.fsync(self._fd)
         return end
+
+
+class _ReadAhead:
+    """Fills chunk buffers from a stream in a thread, so reading (socket, decompression) and writing overlap.
+
+    The same DEPTH + 1 buffers circulate between two queues whatever the stream's length: reused buffers
+    stay in the CPU cache and cost no page faults (handing the reader's fresh bytes objects through measured
+    slower here, copy saved or not), and readers that can fill a buffer in place (zstd, xz) do so.
+    """
+
+    def __init__(self, reader: Readable) -> None:
+        self._reader = reader
+        self._free: queue.Queue[bytearray] = queue.Queue()
+        self._full: queue.Queue[tuple[bytearray, int] | BaseException] = queue.Queue()
+        self._stop = threading.Event()
+        for _ in range(DEPTH + 1):
+            self._free.put(bytearray(CHUNK))
+        # A daemon: a reader blocked on a dead network must not keep the process alive after a failure.
+        self._thread = threading.Thread(target=self._run, name="sparse-read", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                buf = self._free.get()
+                if self._stop.is_set():
+                    return
+                n = _fill(self._reader, memoryview(buf))
+                self._full.put((buf, n))
+                if n < CHUNK:
+                    return
+        except BaseException as err:  # handed to the writer, which raises it as its own
+            self._full.put(err)
+
+    def next(self) -> tuple[bytearray, int]:
+        item = self._full.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def release(self, buf: bytearray) -> None:
+        self._free.put(buf)
+
+    def close(self) -> None:
+        """Stop reading; after the last chunk the thread has already ended."""
+        self._stop.set()
+        self._free.put(bytearray(0))  # wakes a thread waiting for a buffer
+
+
+class _WriteBehind:
+    """Starts the writeback of what has been written, in a thread: submitting it can block while the disk is
+    busy, and the copy must not stop for that. Ranges that pile up meanwhile go in one call."""
+
+    def __init__(self, writer: SparseWriter) -> None:
+        self._writer = writer
+        self._cond = threading.Condition()
+        self._target = 0
+        self._done = 0
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="sparse-writeback", daemon=True)
+        self._thread.start()
+
+    def advance(self, offset: int) -> None:
+        with self._cond:
+            if offset - self._target >= WRITEBACK_STEP:
+                self._target = offset
+                self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._target == self._done and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                start, end = self._done, self._target
+            try:
+                self._writer.write_behind(start, end)
+            except OSError:
+                return  # only an optimisation: the closing fsync writes whatever is left
+            self._done = end
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
 
 
 def copy_sparse(
@@ -123,20 +223,33 @@ def copy_sparse(
     progress: Callable[[int], None] | None = None,
     size: int | None = None,
     device: bool | None = None,
+    durable: bool = True,
 ) -> int:
-    """Stream `reader` into `path` sparsely; returns the bytes of stream written (logical size)."""
-    buf = bytearray(CHUNK)
+    """Stream `reader` into `path` sparsely; returns the bytes of stream written (logical size).
+
+    The stream is read in a thread while this one writes. `durable=False` (a scratch file read back at once)
+    neither fsyncs nor pushes pages out of the cache.
+    """
     with SparseWriter(path, device=device) as writer:
         writer.truncate()
-        while True:
-            n = _fill(reader, buf)
-            if n == 0:
-                break
-            writer.write_chunk(buf, n)
-            if progress is not None:
-                progress(writer.offset)
-            if n < CHUNK:
-                break
+        feed = _ReadAhead(reader)  # once the target is open: a target that cannot be opened costs no read
+        behind = _WriteBehind(writer) if durable else None
+        try:
+            while True:
+                buf, n = feed.next()
+                if n:
+                    writer.write_chunk(buf, n)
+                feed.release(buf)
+                if progress is not None and n:
+                    progress(writer.offset)
+                if behind is not None:
+                    behind.advance(writer.offset)
+                if n < CHUNK:
+                    break
+        finally:
+            feed.close()
+            if behind is not None:
+                behind.close()
         total = writer.offset
-        writer.finish(size)
+        writer.finish(size, sync=durable)
     return total

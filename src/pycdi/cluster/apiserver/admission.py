@@ -26,6 +26,8 @@ class AdmissionRequest:
     subresource: str = ""
     dry_run: bool = False
     options: dict[str, Any] = field(default_factory=dict)
+    #: Warnings for the client (AdmissionResponse.warnings); the server sends them as `Warning` headers.
+    warnings: list[str] = field(default_factory=list)
 
 
 class AdmissionPlugin(Protocol):

@@ -60,6 +60,11 @@ class Catalog:
     def on_change(self, listener: Callable[[], None]) -> None:
         self._listeners.append(listener)
 
+    def add_builtin(self, info: ResourceInfo) -> None:
+        """Serve one more built-in resource (an embedder's virtual create-only resource, rest/virtual.py)."""
+        self._builtin[(info.group, info.version, info.plural)] = info
+        self._rebuild()
+
     def set_crd(self, crd: dict[str, Any]) -> None:
         infos = infos_from_crd(crd)
         name = crd["metadata"]["name"]

@@ -186,7 +186,8 @@ class ObjectService:
             meta.pop("generation", None)
         obj["apiVersion"], obj["kind"] = info.api_version, info.kind
         strategies.prepare_for_create(info, obj)
-        request = AdmissionRequest(CREATE, info, namespace, meta["name"], ctx.user, obj, dry_run=ctx.dry_run)
+        request = AdmissionRequest(CREATE, info, namespace, meta["name"], ctx.user, obj, dry_run=ctx.dry_run,
+                                   warnings=ctx.warnings)
         await self.admission.mutate(request)
         validate_object(info, obj, None)
         await self.admission.validate(request)
@@ -269,7 +270,7 @@ class ObjectService:
                                f"found new finalizers {go_value(sorted(added))}",  # Go %#v, as kube prints it
                     "field": "metadata.finalizers"}])
         request = AdmissionRequest(UPDATE, info, namespace, name, ctx.user, obj, old_object=old,
-                                   subresource=subresource, dry_run=ctx.dry_run)
+                                   subresource=subresource, dry_run=ctx.dry_run, warnings=ctx.warnings)
         await self.admission.mutate(request)
         if not subresource:
             validate_object(info, obj, old)

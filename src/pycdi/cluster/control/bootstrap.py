@@ -83,18 +83,33 @@ async def _reconcile_crd(service: ObjectService, wanted: dict[str, Any]) -> None
     log.info("bootstrap: updated CRD %s", name)
 
 
-#: The default StorageClass (DESIGN §5): the embedded hostpath provisioner's built-in pool DIR/volumes.
+#: The default StorageClass (DESIGN §5): the embedded hostpath provisioner's built-in pool DIR/volumes. That
+#: provisioner clones claims itself (reflink, else sparse copy), which CDI cannot know from the provisioner's
+#: name: the class says so with CDI's own annotation, so its StorageProfile advises `csi-clone`.
 DEFAULT_STORAGE_CLASS: dict[str, Any] = {
     "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-    "metadata": {"name": "local", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+    "metadata": {"name": "local", "annotations": {"storageclass.kubernetes.io/is-default-class": "true",
+                                                  "cdi.kubevirt.io/clone-strategy": "csi-clone"}},
     "provisioner": "kubevirt.io/hostpath-provisioner",
     "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate", "allowVolumeExpansion": True,
 }
+#: Its snapshots: the driver is named as the class's provisioner, as CSI drivers and their classes match (CDI pairs
+#: a class with its snapshot class by that name).
 DEFAULT_SNAPSHOT_CLASS: dict[str, Any] = {
     "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
     "metadata": {"name": "local-snapshots",
                  "annotations": {"snapshot.storage.kubernetes.io/is-default-class": "true"}},
-    "driver": "kubevirt.io.hostpath-provisioner", "deletionPolicy": "Delete",
+    "driver": "kubevirt.io/hostpath-provisioner", "deletionPolicy": "Delete",
+}
+
+#: Its StorageProfile, made with the class: unlike upstream's hostpath provisioner (Filesystem only), this one also
+#: provisions Block volumes (loop devices), so the profile says so and `storage: {volumeMode: Block}` just works.
+#: It is the profile's spec, as an administrator would write it; the CDI controller fills its status.
+DEFAULT_STORAGE_PROFILE: dict[str, Any] = {
+    "apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "StorageProfile",
+    "metadata": {"name": "local"},
+    "spec": {"claimPropertySets": [{"accessModes": ["ReadWriteOnce"], "volumeMode": "Filesystem"},
+                                   {"accessModes": ["ReadWriteOnce"], "volumeMode": "Block"}]},
 }
 
 
@@ -105,6 +120,8 @@ async def _seed_storage_classes(service: ObjectService) -> None:
     await _create_if_missing(service, "storage.k8s.io", "storageclasses", DEFAULT_STORAGE_CLASS)
     if service.catalog.preferred("snapshot.storage.k8s.io", "volumesnapshotclasses") is not None:
         await _create_if_missing(service, "snapshot.storage.k8s.io", "volumesnapshotclasses", DEFAULT_SNAPSHOT_CLASS)
+    if service.catalog.preferred("cdi.kubevirt.io", "storageprofiles") is not None:
+        await _create_if_missing(service, "cdi.kubevirt.io", "storageprofiles", DEFAULT_STORAGE_PROFILE)
 
 
 async def bootstrap(service: ObjectService, crds: list[dict[str, Any]], cluster_roles: list[dict[str, Any]],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -44,6 +45,13 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 Key = tuple[str, str]
 
+def pod_subnet(data_dir: Path) -> str:
+    """This cluster's /24 of loopback pod IPs, from its data dir: clusters side by side on one machine (tests run
+    many at once) give their pods different addresses, so workers listening on fixed ports never collide."""
+    digest = hashlib.sha256(str(data_dir.resolve()).encode()).digest()
+    return f"127.{16 + digest[0] % 224}.{digest[1]}"
+
+
 class PodWorker(Loop):
     """Reconciles every pod whose `spec.nodeName` is this node."""
 
@@ -60,6 +68,7 @@ class PodWorker(Loop):
         self.runs: dict[Key, PodRun] = {}
         self.terminating: dict[Key, asyncio.Task[None]] = {}
         self.ips: dict[str, str] = {}  # pod uid -> IP
+        self.subnet = pod_subnet(data_dir)
         #: Keys waiting for claims to bind: requeued on any claim or volume event.
         self.waiting_volumes: set[Key] = set()
         self._flagged: set[str] = set()  # uids already reported as unsupported
@@ -107,12 +116,12 @@ class PodWorker(Loop):
         if uid in self.ips:
             return self.ips[uid]
         used = set(self.ips.values())
-        for n in range(2, 256 * 256 - 1):
-            ip = f"127.10.{n // 256}.{n % 256}"
-            if n % 256 not in (0, 255) and ip not in used:
+        for n in range(2, 255):
+            ip = f"{self.subnet}.{n}"
+            if ip not in used:
                 self.ips[uid] = ip
                 return ip
-        raise RuntimeError("no free pod IP in 127.10.0.0/16")
+        raise RuntimeError(f"no free pod IP in {self.subnet}.0/24")
 
     # ---- reconcile -------------------------------------------------------------------------------
 

@@ -17,7 +17,9 @@ SOURCE_REGISTRY = "registry"
 SOURCE_S3 = "s3"
 SOURCE_NONE = "none"
 #: The sources the import path implements today (the others are refused at admission or not written yet).
-IMPLEMENTED_SOURCES = ("http", "registry", "s3", "blank")
+IMPLEMENTED_SOURCES = ("http", "registry", "s3", "blank", "upload")
+#: Sources another controller owns (clone_controller.py): the import controller leaves those DataVolumes alone.
+CLONE_SOURCES = ("pvc",)
 #: Annotations copied from the DV only once it succeeded (upstream's delayedAnnotations).
 DELAYED_ANNOTATIONS = (c.ANN_POPULATED_FOR,)
 
@@ -68,6 +70,8 @@ def source_annotations(dv: Obj) -> dict[str, str]:
             out[c.ANN_CERT_CONFIG_MAP] = s3["certConfigMap"]
     elif source.get("blank") is not None:
         out[c.ANN_SOURCE] = SOURCE_NONE
+    elif source.get("upload") is not None:
+        out[c.ANN_UPLOAD_REQUEST] = ""  # the upload controller takes the claim from here
     return out
 
 
@@ -110,7 +114,8 @@ def new_claim(dv: Obj, spec: Obj, preallocation: bool) -> Obj:
     annotations[c.ANN_PREALLOCATION_REQUESTED] = "true" if preallocation else "false"
     annotations[phases.ANN_CREATED_FOR_DATA_VOLUME] = meta.get("uid", "")
     annotations.update(source_annotations(dv))
-    annotations[c.ANN_IMPORT_POD] = import_pod_name(meta["name"])
+    if c.ANN_UPLOAD_REQUEST not in annotations:
+        annotations[c.ANN_IMPORT_POD] = import_pod_name(meta["name"])
     for key in DELAYED_ANNOTATIONS:
         annotations.pop(key, None)
     return {

@@ -20,6 +20,7 @@ from ...kube.resources import (
     STORAGE_CLASSES,
     STORAGE_PROFILES,
 )
+from ..cdiconfig.featuregates import gate_enabled
 from ..runtime import Controller, Informer, Manager, Request, Result
 from . import claim, conditions, phases, render
 
@@ -66,12 +67,14 @@ class DataVolumeReconciler:
                                     volumes=self.volumes.list())
 
     def adoption_enabled(self) -> bool:
-        gates = ((self.configs.get(CONFIG_NAME) or {}).get("spec") or {}).get("featureGates") or []
-        return c.FeatureGate.DATA_VOLUME_CLAIM_ADOPTION.value in gates
+        return gate_enabled(self.configs.get(CONFIG_NAME), c.FeatureGate.DATA_VOLUME_CLAIM_ADOPTION)
 
     def wait_for_first_consumer(self, pvc: Obj) -> bool:
-        """The PVC's class (or the default one) binds on first consumer and immediate binding was not asked."""
+        """The PVC's class (or the default one) binds on first consumer, immediate binding was not asked and the
+        HonorWaitForFirstConsumer gate is on (off, the importer pod is the first consumer: phase Pending)."""
         if c.ANN_IMMEDIATE_BINDING in (pvc["metadata"].get("annotations") or {}):
+            return False
+        if not gate_enabled(self.configs.get(CONFIG_NAME), c.FeatureGate.HONOR_WAIT_FOR_FIRST_CONSUMER):
             return False
         name = (pvc.get("spec") or {}).get("storageClassName")
         sc = render.storage_class(name, self.classes.list(), c.ContentType.ARCHIVE)
@@ -88,6 +91,8 @@ class DataVolumeReconciler:
         kind = claim.source_kind(dv)
         if kind is None:
             return Result()  # no source: a populator DV or nothing to do, as upstream's nop
+        if kind in claim.CLONE_SOURCES:
+            return Result()  # the pvc-clone controller's (clone_controller.py)
         if kind not in claim.IMPLEMENTED_SOURCES:
             # One event, and no writes to the DV: the controller of that source (upload, clone...) will own
             # its status, and until then nothing here fights a status someone else writes.

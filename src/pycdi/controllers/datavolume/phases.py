@@ -23,6 +23,15 @@ MSG_IMPORT_SCHEDULED = "Import into {} scheduled"
 MSG_IMPORT_IN_PROGRESS = "Import into {} in progress"
 MSG_IMPORT_FAILED = "Failed to import into PVC {}"
 MSG_IMPORT_SUCCEEDED = "Successfully imported into PVC {}"
+# The upload controller's (datavolume/upload-controller.go).
+UPLOAD_SCHEDULED = "UploadScheduled"
+UPLOAD_READY = "UploadReady"
+UPLOAD_FAILED = "UploadFailed"
+UPLOAD_SUCCEEDED = "UploadSucceeded"
+MSG_UPLOAD_SCHEDULED = "Upload into {} scheduled"
+MSG_UPLOAD_READY = "Upload into {} ready"
+MSG_UPLOAD_FAILED = "Upload into {} failed"
+MSG_UPLOAD_SUCCEEDED = "Successfully uploaded into {}"
 ERR_CLAIM_LOST = "ErrClaimLost"
 MSG_CLAIM_LOST = "PVC {} lost"
 ERR_RESOURCE_EXISTS = "ErrResourceExists"
@@ -95,6 +104,40 @@ def _import_phase(pvc: Obj, status: Obj, work: bool) -> Event | None:
     return None
 
 
+def _upload_phase(pvc: Obj, status: Obj, work: bool) -> Event | None:
+    """The upload controller's updateStatusPhase: UploadScheduled, UploadReady once the pod is ready, Succeeded."""
+    anno = pvc["metadata"].get("annotations") or {}
+    name = pvc["metadata"]["name"]
+    pod_phase = anno.get(c.ANN_POD_PHASE)
+    if pod_phase != "Succeeded" and not ((pvc.get("status") or {}).get("phase") == "Bound" and work):
+        return None
+    status["phase"] = P.UPLOAD_SCHEDULED
+    if pod_phase == "Pending":
+        return Event("Normal", UPLOAD_SCHEDULED, MSG_UPLOAD_SCHEDULED.format(name))
+    if pod_phase == "Running":
+        if anno.get(c.ANN_POD_READY) == "true":
+            status["phase"] = P.UPLOAD_READY
+            return Event("Normal", UPLOAD_READY, MSG_UPLOAD_READY.format(name))
+        return None
+    if pod_phase == "Failed":
+        # As for imports: only a permanent failure (bounded retries spent) fails the DataVolume.
+        if anno.get(c.ANN_IMPORT_FATAL_ERROR) == "true":
+            status["phase"] = P.FAILED
+        return Event("Warning", UPLOAD_FAILED, MSG_UPLOAD_FAILED.format(name))
+    if pod_phase == "Succeeded":
+        status["phase"] = P.SUCCEEDED
+        status["progress"] = PROGRESS_DONE
+        return Event("Normal", UPLOAD_SUCCEEDED, MSG_UPLOAD_SUCCEEDED.format(name))
+    return None
+
+
+def _worker_phase(pvc: Obj, status: Obj, work: bool) -> Event | None:
+    """The phase from the PVC's worker: an upload target's upload pod, else the importer."""
+    if c.ANN_UPLOAD_REQUEST in (pvc["metadata"].get("annotations") or {}):
+        return _upload_phase(pvc, status, work)
+    return _import_phase(pvc, status, work)
+
+
 def next_status(dv: Obj, pvc: Obj | None, *, wffc: bool, adoption_enabled: bool = False) -> tuple[Obj, Event | None]:
     """updateStatus without conditions: the new status (a copy) and the event for a phase change.
 
@@ -114,7 +157,7 @@ def next_status(dv: Obj, pvc: Obj | None, *, wffc: bool, adoption_enabled: bool 
     work = requires_work(pvc, dv, adoption_enabled)
     claim_phase = (pvc.get("status") or {}).get("phase", "")
     if anno.get(c.ANN_POD_PHASE) == "Succeeded" and work:
-        event = _import_phase(pvc, status, work)
+        event = _worker_phase(pvc, status, work)
     elif claim_phase == "Pending":
         if work:
             status["phase"] = P.WAIT_FOR_FIRST_CONSUMER if wffc else P.PENDING
@@ -124,7 +167,7 @@ def next_status(dv: Obj, pvc: Obj | None, *, wffc: bool, adoption_enabled: bool 
         if status.get("phase", "") in (P.PENDING, P.WAIT_FOR_FIRST_CONSUMER, P.UNKNOWN):
             status["phase"] = P.PVC_BOUND
         if work:
-            event = _import_phase(pvc, status, work)
+            event = _worker_phase(pvc, status, work)
         else:
             status["phase"] = P.SUCCEEDED
     elif claim_phase == "Lost":

@@ -14,6 +14,7 @@ from ...kube.client import KubeClient
 from ...kube.errors import AlreadyExists, Conflict, NotFound
 from ...kube.events import EventRecorder
 from ...kube.resources import CDI_CONFIGS, PERSISTENT_VOLUME_CLAIMS, PODS
+from ..cdiconfig.featuregates import gate_enabled
 from ..runtime import Controller, Informer, Manager, Request, Result
 from . import podspec
 from .progress import format_progress, scrape
@@ -54,10 +55,12 @@ def controlled_by(obj: dict[str, Any], owner: dict[str, Any]) -> bool:
                for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
 
 
-def should_handle(pvc: dict[str, Any]) -> bool:
-    """Bound, or asked to bind now: the pod then makes a WaitForFirstConsumer claim bind (its first consumer)."""
+def should_handle(pvc: dict[str, Any], config: dict[str, Any] | None = None) -> bool:
+    """Bound; or asked to bind now, or WaitForFirstConsumer not honoured (the HonorWaitForFirstConsumer gate off):
+    the pod is then the claim's first consumer and makes it bind (upstream's shouldHandlePvc)."""
     ann = pvc["metadata"].get("annotations") or {}
-    return (pvc.get("status") or {}).get("phase") == "Bound" or c.ANN_IMMEDIATE_BINDING in ann
+    return (pvc.get("status") or {}).get("phase") == "Bound" or c.ANN_IMMEDIATE_BINDING in ann or \
+        not gate_enabled(config, c.FeatureGate.HONOR_WAIT_FOR_FIRST_CONSUMER)
 
 
 def _rv(obj: dict[str, Any] | None) -> int:
@@ -127,7 +130,7 @@ class ImportReconciler:
             if pod is not None:
                 await self._delete_pod(pod)
             return Result()
-        if not should_handle(pvc):
+        if not should_handle(pvc, self._config()):
             return Result()
         if pod is None:
             return await self._create_pod(request)
@@ -143,7 +146,7 @@ class ImportReconciler:
             return Result()
         ann: dict[str, str] = pvc["metadata"].get("annotations") or {}
         if pvc["metadata"].get("deletionTimestamp") or ann.get(c.ANN_POD_PHASE) == "Succeeded" or \
-                ann.get(c.ANN_IMPORT_FATAL_ERROR) == "true" or not should_handle(pvc):
+                ann.get(c.ANN_IMPORT_FATAL_ERROR) == "true" or not should_handle(pvc, self._config()):
             return Result()
         users = self._pods_using(pvc)
         if users:
@@ -322,5 +325,12 @@ def add_to_manager(manager: Manager, options: ImportOptions | None = None) -> Co
     controller.watch(pvcs, lambda pvc: [Request(pvc["metadata"]["name"], pvc["metadata"].get("namespace") or "")]
                      if is_import_pvc(pvc) else [])
     controller.watch(pods, owning_pvc)
+
+    def unbound_imports(_config: dict[str, Any]) -> list[Request]:
+        """CDIConfig changed: the HonorWaitForFirstConsumer gate may now let waiting claims start."""
+        return [Request(p["metadata"]["name"], p["metadata"].get("namespace") or "") for p in pvcs.list()
+                if is_import_pvc(p) and (p.get("status") or {}).get("phase") != "Bound"]
+
+    controller.watch(configs, unbound_imports)
     manager.add(controller)
     return controller

@@ -34,6 +34,7 @@ from .handlers import ResourceHandler, json_response
 from .paths import USER
 from .reviews import Reviews
 from .subresources import Subresources
+from .virtual import VirtualResources
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,23 @@ PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version")
 RBAC_KEYS = {f"rbac.authorization.k8s.io/{r}" for r in ("roles", "rolebindings", "clusterroles",
                                                          "clusterrolebindings")}
 CRD_KEY = "apiextensions.k8s.io/customresourcedefinitions"
+
+
+#: protobuf `openapi_v2.Document{swagger: "2.0"}`: the v2 document kubectl falls back to for kinds without PATCH.
+_OPENAPI_V2_PROTOBUF = b"\x0a\x032.0"
+_OPENAPI_V2_PROTOBUF_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+
+
+def _openapi_v2(request: web.Request) -> web.Response:
+    """An OpenAPI v2 document without definitions: schemas are published in v3 only.
+
+    kubectl validates create-only kinds (reviews, UploadTokenRequest: no PATCH, so no server-side field
+    validation) against v2; a kind it does not find there is sent unvalidated, as a 404 would not be.
+    """
+    if "protobuf" in request.headers.get("Accept", ""):
+        return web.Response(body=_OPENAPI_V2_PROTOBUF, headers={"Content-Type": _OPENAPI_V2_PROTOBUF_TYPE})
+    return json_response({"swagger": "2.0", "info": {"title": "Kubernetes", "version": KUBE_VERSION["gitVersion"]},
+                          "paths": {}, "definitions": {}})
 
 
 class StoreRBACSource:
@@ -73,6 +91,8 @@ class APIServer:
         self.authenticator = Authenticator(self.store, admin_token, pki.sa_public_key_pem)
         self.resources = ResourceHandler(self)
         self.reviews = Reviews(self)
+        #: Create-only resources the embedder serves through its own handlers (rest/virtual.py).
+        self.virtual = VirtualResources(self.catalog)
         self.subresources = Subresources(self)
         #: Named readiness checks, listed by `/readyz?verbose`.
         self.readiness: dict[str, Callable[[], bool]] = {"ping": lambda: True, "store": lambda: True}
@@ -184,6 +204,8 @@ class APIServer:
             return self._health(request, parts)
         if parts[0] in ("api", "apis"):
             return self._discovery(request, parts)
+        if parts == ["openapi", "v2"]:
+            return _openapi_v2(request)
         if parts[0] == "openapi":
             return self._openapi(parts)
         raise errors.APIError(404, "NotFound", "the server could not find the requested resource", {})

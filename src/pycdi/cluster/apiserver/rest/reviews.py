@@ -1,4 +1,4 @@
-"""Create-only virtual resources: access reviews, rules reviews, token reviews and self-subject reviews."""
+"""Create-only virtual resources: access, rules, token and self-subject reviews, and those an embedder adds."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from ..rbac import Attributes, UserInfo
 from .bodies import decode_body
 from .handlers import json_response
 from .paths import Target
+from .virtual import VirtualRequest
 
 if TYPE_CHECKING:
     from .app import APIServer
@@ -42,6 +43,9 @@ class Reviews:
             raise errors.bad_request("the body of the request must be a JSON object")
         info = target.info
         body["apiVersion"], body["kind"] = info.api_version, info.kind
+        virtual = self.server.virtual.handler(info)
+        if virtual is not None:
+            return json_response(await virtual(VirtualRequest(body, target.namespace, user)), 201)
         spec = body.get("spec") or {}
         handler = {
             "subjectaccessreviews": self._sar,

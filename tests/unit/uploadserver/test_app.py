@@ -1,0 +1,316 @@
+"""The upload server's handling over real mutual TLS, with the real data path (qemu-img) into a temporary volume:
+endpoints, the client certificate, one upload at a time, errors and retries."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import ssl
+import tarfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from pycdi.controllers.uploadpod.certs import KeyPair, issue, new_ca
+from pycdi.datapath.target import Target
+from pycdi.uploadserver.app import UploadServer
+from pycdi.uploadserver.config import ServerConfig
+from tests.unit.datapath.conftest import qemu_img, write_pattern_raw
+
+MiB = 1 << 20
+CLIENT = "client.upload-server.cdi.kubevirt.io"
+
+
+@dataclass(frozen=True)
+class Certs:
+    dir: Path
+    server_ca: KeyPair
+    client_ca: KeyPair
+
+    def write(self, name: str, pair: KeyPair) -> tuple[Path, Path]:
+        cert, key = self.dir / f"{name}.crt", self.dir / f"{name}.key"
+        cert.write_bytes(pair.cert_pem)
+        key.write_bytes(pair.key_pem)
+        return cert, key
+
+    def client_context(self, common_name: str | None = CLIENT, ca: KeyPair | None = None) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cadata=self.server_ca.cert_pem.decode())
+        if common_name is not None:
+            cert, key = self.write(f"client-{common_name}", issue(ca or self.client_ca, common_name, client=True))
+            ctx.load_cert_chain(cert, key)
+        return ctx
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    return Certs(tmp_path_factory.mktemp("certs"), new_ca("server-signer"), new_ca("client-signer"))
+
+
+@dataclass
+class Running:
+    server: UploadServer
+    base: str
+    volume: Path
+    session: aiohttp.ClientSession
+
+    async def post(self, path: str, data: object, **kw: object) -> tuple[int, str]:
+        async with self.session.post(self.base + path, data=data, **kw) as resp:  # type: ignore[arg-type]
+            return resp.status, await resp.text()
+
+
+Start = Callable[..., Awaitable[Running]]
+
+
+@pytest.fixture
+async def start(tmp_path: Path, certs: Certs) -> AsyncIterator[Start]:
+    cleanups: list[Callable[[], Awaitable[None]]] = []
+
+    async def run(*, block: bool = False, scratch: bool = True, size: int = 64 * MiB) -> Running:
+        volume = tmp_path / f"volume-{len(cleanups)}"
+        volume.mkdir()
+        device = volume / "block.img"
+        if block:
+            with open(device, "wb") as f:
+                f.truncate(size)
+        scratch_dir = tmp_path / f"scratch-{len(cleanups)}"
+        if scratch:
+            scratch_dir.mkdir()
+        cert, key = certs.write("server", issue(certs.server_ca, "localhost", hosts=["localhost"]))
+        ca = certs.dir / "client-ca.crt"
+        ca.write_bytes(certs.client_ca.cert_pem)
+        config = ServerConfig(
+            target=Target("Block" if block else "Filesystem", str(volume), str(device), image_size=size,
+                          overhead=0.0),
+            scratch_dir=str(scratch_dir) if scratch else None, bind_address="127.0.0.1", bind_port=0,
+            cert_file=str(cert), key_file=str(key), client_ca_file=str(ca))
+        server = UploadServer(config)
+        runner = web.AppRunner(server.app(), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server.ssl_context()).start()
+        port = runner.addresses[0][1]
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=certs.client_context()))
+
+        async def stop() -> None:
+            await session.close()
+            await runner.cleanup()
+
+        cleanups.append(stop)
+        return Running(server, f"https://localhost:{port}", volume, session)
+
+    yield run
+    for stop in cleanups:
+        await stop()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def raw(tmp_path: Path) -> tuple[Path, bytes]:
+    path = tmp_path / "disk.raw"
+    return path, write_pattern_raw(path, 16 * MiB)
+
+
+async def test_raw_upload_streams_into_disk_img_and_the_server_finishes(start: Start, raw: tuple[Path, bytes]
+                                                                        ) -> None:
+    up = await start()
+    path, content = raw
+    status, text = await up.post("/v1beta1/upload", path.read_bytes())
+    assert (status, text) == (200, "")
+    disk = up.volume / "disk.img"
+    assert sha256(disk.read_bytes()[:len(content)]) == sha256(content)
+    assert disk.stat().st_size == 64 * MiB  # grown to the volume's usable size
+    assert up.server.finished.is_set() and up.server.done and up.server.result is not None
+    assert up.server.result.path == "stream"
+    # The upload is done: another one is a conflict.
+    status, _ = await up.post("/v1beta1/upload", b"more")
+    assert status == 409
+
+
+async def test_endpoints_methods_and_healthz(start: Start, certs: Certs) -> None:
+    up = await start()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=certs.client_context(None))) as anonymous:
+        # Async support is probed with HEAD, without a client certificate (as upstream).
+        for path in ("/v1beta1/upload-async", "/v1alpha1/upload-async", "/v1beta1/upload-form-async"):
+            async with anonymous.head(up.base + path) as resp:
+                assert resp.status == 200
+        async with anonymous.get(up.base + "/healthz") as resp:
+            assert (resp.status, await resp.text()) == (200, "OK")
+    for method, path in (("GET", "/v1beta1/upload"), ("PUT", "/v1beta1/upload"), ("HEAD", "/v1beta1/upload"),
+                         ("GET", "/v1beta1/upload-archive")):
+        async with up.session.request(method, up.base + path) as resp:
+            assert resp.status == 404, (method, path)
+    async with up.session.post(up.base + "/v1beta1/elsewhere", data=b"x") as resp:
+        assert resp.status == 404
+    assert not up.server.uploading and not up.server.done
+
+
+async def test_only_the_proxys_client_certificate_may_upload(start: Start, certs: Certs) -> None:
+    up = await start()
+    for ctx in (certs.client_context(None), certs.client_context("someone-else")):
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)) as other:
+            async with other.post(up.base + "/v1beta1/upload", data=b"data") as resp:
+                assert resp.status == 401
+    # A certificate from another CA does not even complete the handshake.
+    stranger = certs.client_context(CLIENT, ca=new_ca("stranger"))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=stranger)) as other:
+        with pytest.raises(aiohttp.ClientError):
+            async with other.post(up.base + "/v1beta1/upload", data=b"data"):
+                pass
+    assert not up.server.done and not (up.volume / "disk.img").exists()
+
+
+async def test_a_second_concurrent_upload_is_refused_with_503(start: Start, raw: tuple[Path, bytes]) -> None:
+    up = await start()
+    path, content = raw
+    data = path.read_bytes()
+    hold = asyncio.Event()
+    sent_first = asyncio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield data[:MiB]
+        sent_first.set()
+        await hold.wait()
+        yield data[MiB:]
+
+    first = asyncio.ensure_future(up.post("/v1beta1/upload", slow_body(), headers={"Content-Length": str(len(data))}))
+    await sent_first.wait()
+    await asyncio.wait_for(_until(lambda: up.server.uploading), 10)
+    assert await up.post("/v1beta1/upload", data) == (503, "another upload is in progress")
+    hold.set()
+    assert await first == (200, "")
+    assert sha256((up.volume / "disk.img").read_bytes()[:len(content)]) == sha256(content)
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    """Wait for a state the server reaches on its own loop (this loop): yield until it is there."""
+    while not check():
+        await asyncio.sleep(0)
+
+
+async def test_qcow2_goes_through_scratch_and_async_answers_before_processing(
+        start: Start, raw: tuple[Path, bytes], tmp_path: Path) -> None:
+    up = await start()
+    path, content = raw
+    qcow2 = tmp_path / "disk.qcow2"
+    qemu_img("convert", "-f", "raw", "-O", "qcow2", str(path), str(qcow2))
+    status, _ = await up.post("/v1beta1/upload-async", qcow2.read_bytes())
+    assert status == 200
+    await asyncio.wait_for(up.server.finished.wait(), 60)
+    assert up.server.failure is None and up.server.result is not None
+    assert up.server.result.path == "scratch"
+    assert sha256((up.volume / "disk.img").read_bytes()[:len(content)]) == sha256(content)
+    assert not any(Path(up.server.config.scratch_dir or "").iterdir())  # scratch emptied
+
+
+async def test_qcow2_without_scratch_space_is_a_server_error(start: Start, raw: tuple[Path, bytes],
+                                                            tmp_path: Path) -> None:
+    up = await start(scratch=False)
+    qcow2 = tmp_path / "disk.qcow2"
+    qemu_img("convert", "-f", "raw", "-O", "qcow2", str(raw[0]), str(qcow2))
+    status, text = await up.post("/v1beta1/upload", qcow2.read_bytes())
+    assert status == 500
+    assert text == "Saving stream failed: scratch space required and none found"
+
+
+async def test_too_large_is_400_with_upstreams_message_and_the_pod_takes_another_try(
+        start: Start, raw: tuple[Path, bytes]) -> None:
+    up = await start(size=8 * MiB)
+    path, content = raw
+    status, text = await up.post("/v1beta1/upload", path.read_bytes())
+    assert status == 400
+    assert text.startswith("Saving stream failed: effective image size is larger than the reported available "
+                           "storage: ")
+    assert "8388608" in text  # the numbers are stated
+    assert not (up.volume / "disk.img").exists()  # the partial image is gone
+    assert not up.server.done and up.server.idle.is_set()
+    small = content[:4 * MiB]
+    assert await up.post("/v1beta1/upload", small) == (200, "")
+    assert (up.volume / "disk.img").read_bytes()[:len(small)] == small
+
+
+async def test_invalid_image_is_400(start: Start, tmp_path: Path, raw: tuple[Path, bytes]) -> None:
+    up = await start()
+    base = tmp_path / "base.qcow2"
+    qemu_img("create", "-f", "qcow2", str(base), "16M")
+    overlay = tmp_path / "overlay.qcow2"
+    qemu_img("create", "-f", "qcow2", "-F", "qcow2", "-b", str(base), str(overlay))
+    status, text = await up.post("/v1beta1/upload", overlay.read_bytes())
+    assert status == 400
+    assert text.startswith("Saving stream failed: ") and "backing file" in text
+    status, text = await up.post("/v1beta1/upload", b"\xfd7zXZ\x00" + b"\x01" * 100)
+    assert status == 400 and "xz" in text
+
+
+async def test_form_upload_reads_the_file_field(start: Start, raw: tuple[Path, bytes]) -> None:
+    up = await start()
+    path, content = raw
+    form = aiohttp.FormData()
+    form.add_field("note", "ignored")
+    form.add_field("file", io.BytesIO(path.read_bytes()), filename="disk.raw",
+                   content_type="application/octet-stream")
+    assert await up.post("/v1beta1/upload-form", form) == (200, "")
+    assert sha256((up.volume / "disk.img").read_bytes()[:len(content)]) == sha256(content)
+
+
+async def test_form_without_a_file_field_is_400(start: Start) -> None:
+    up = await start()
+    form = aiohttp.FormData()
+    form.add_field("image", io.BytesIO(b"data"), filename="x")
+    status, text = await up.post("/v1alpha1/upload-form", form)
+    assert status == 400 and "'file'" in text
+    status, text = await up.post("/v1beta1/upload-form", b"not a form",
+                                 headers={"Content-Type": "application/octet-stream"})
+    assert status == 400 and text.startswith("Saving stream failed: ")
+
+
+async def test_archive_upload_extracts_into_the_volume(start: Start) -> None:
+    up = await start()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in (("a.txt", b"alpha"), ("dir/b.bin", bytes(range(256)) * 100)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    assert await up.post("/v1beta1/upload-archive", buf.getvalue()) == (200, "")
+    assert (up.volume / "a.txt").read_bytes() == b"alpha"
+    assert (up.volume / "dir" / "b.bin").read_bytes() == bytes(range(256)) * 100
+    assert up.server.result is not None and up.server.result.path == "archive"
+
+
+async def test_archive_into_a_block_volume_is_refused(start: Start) -> None:
+    up = await start(block=True)
+    status, text = await up.post("/v1alpha1/upload-archive", b"\0" * 1024)
+    assert status == 400 and "Filesystem" in text
+
+
+async def test_block_volume_gets_the_bytes(start: Start, raw: tuple[Path, bytes]) -> None:
+    up = await start(block=True, size=16 * MiB)
+    path, content = raw
+    assert await up.post("/v1beta1/upload", path.read_bytes()) == (200, "")
+    assert sha256((up.volume / "block.img").read_bytes()) == sha256(content)
+
+
+async def test_an_interrupted_upload_is_discarded_and_can_be_retried(start: Start, certs: Certs,
+                                                                     raw: tuple[Path, bytes]) -> None:
+    up = await start()
+    path, content = raw
+    data = path.read_bytes()
+    host, port = up.base.removeprefix("https://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port), ssl=certs.client_context())
+    writer.write(f"POST /v1beta1/upload HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(data)}\r\n\r\n".encode())
+    writer.write(data[:len(data) // 2])
+    await writer.drain()
+    await asyncio.wait_for(_until(lambda: up.server.uploading), 10)
+    writer.close()  # the client goes away mid-body
+    await asyncio.wait_for(up.server.idle.wait(), 30)
+    assert not up.server.done
+    assert not (up.volume / "disk.img").exists()
+    assert await up.post("/v1beta1/upload", data) == (200, "")
+    assert sha256((up.volume / "disk.img").read_bytes()[:len(content)]) == sha256(content)
