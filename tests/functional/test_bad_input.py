@@ -26,7 +26,9 @@ def _configmap(name: str, **extra: Any) -> dict[str, Any]:
 
 def _datavolume(name: str, spec: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume", "metadata": {"name": name},
-            "spec": spec or {"source": {"upload": {}}, "storage": {"resources": {"requests": {"storage": "1Mi"}}}}}
+            # A sourceRef to no DataSource: no controller writes to it, so revisions stay the test's own.
+            "spec": spec or {"sourceRef": {"kind": "DataSource", "name": "not-there"},
+                             "storage": {"resources": {"requests": {"storage": "1Mi"}}}}}
 
 
 class Namespace:

@@ -62,7 +62,9 @@ def configmap(name: str, ns: str, labels: dict[str, str] | None = None) -> dict[
 def datavolume(name: str, ns: str) -> dict[str, Any]:
     return {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
             "metadata": {"name": name, "namespace": ns},
-            "spec": {"source": {"upload": {}}, "storage": {"resources": {"requests": {"storage": "1Gi"}}}}}
+            # A sourceRef to no DataSource: no controller writes its status, so the test's own writes are all there is.
+            "spec": {"sourceRef": {"kind": "DataSource", "name": "not-there"},
+                     "storage": {"resources": {"requests": {"storage": "1Gi"}}}}}
 
 
 # ---- tables --------------------------------------------------------------------------------------

@@ -43,7 +43,9 @@ def cm(name: str, ns: str, data: dict[str, str] | None = None, **meta: Any) -> d
 def dv(name: str, ns: str, **meta: Any) -> dict[str, Any]:
     return {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
             "metadata": {"name": name, "namespace": ns, **meta},
-            "spec": {"source": {"upload": {}}, "storage": {"resources": {"requests": {"storage": "1Gi"}}}}}
+            # A sourceRef to no DataSource: no controller writes its status, so the test's own writes are all there is.
+            "spec": {"sourceRef": {"kind": "DataSource", "name": "not-there"},
+                     "storage": {"resources": {"requests": {"storage": "1Gi"}}}}}
 
 
 def exists(cluster: Cluster, *args: str) -> bool:
@@ -187,7 +189,7 @@ def test_patch_status_subresource(cluster: Cluster, ns: str, tmp_path: Path) -> 
                     "-p", '{"status":{"phase":"Pending"},"spec":{"source":{"http":{"url":"http://x"}}}}')
     after = cluster.kubectl_json("get", "dv", "st", "-n", ns)
     assert after["status"]["phase"] == "Pending"
-    assert after["spec"]["source"] == {"upload": {}}  # spec is ignored on /status
+    assert after["spec"]["sourceRef"] == {"kind": "DataSource", "name": "not-there"}  # spec is ignored on /status
     assert after["metadata"]["generation"] == before["metadata"]["generation"]
 
 
@@ -364,7 +366,7 @@ def test_describe_pvc_dv_namespace(cluster: Cluster, ns: str, tmp_path: Path) ->
     assert "ProvisioningFailed" in out and "no such class" in out
     out = cluster.kubectl("describe", "dv", "described", "-n", ns).stdout
     assert "Kind:         DataVolume" in out or "DataVolume" in out
-    assert "Upload:" in out
+    assert "Source Ref:" in out and "not-there" in out
     assert "waiting for the claim" in out
     out = cluster.kubectl("describe", "namespace", ns).stdout
     assert f"Name:         {ns}" in out

@@ -108,6 +108,11 @@ def test_seed_manifest_is_accepted(cluster: Cluster, served: dict[tuple[str, str
     source_ns = (((obj.get("spec") or {}).get("source") or {}).get("pvc") or {}).get("namespace")
     if obj["kind"] == "DataVolume" and source_ns:
         ensure_namespace(cluster, source_ns)  # clone authorization reads the source namespace
+    if obj.get("kind") == "ObjectTransfer":
+        # Admission wants the target namespace to exist (issue 7), as the seed's walkthrough has it.
+        target_ns = ((obj.get("spec") or {}).get("target") or {}).get("namespace")
+        if target_ns:
+            ensure_namespace(cluster, target_ns)
     existed = cluster.kubectl("get", resource, name, *ns_args, check=False).returncode == 0
     path = tmp_path / "seed.yaml"
     path.write_text(yaml.safe_dump(obj, sort_keys=False))

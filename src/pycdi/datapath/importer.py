@@ -97,7 +97,7 @@ def _from_source(req: ImportRequest, source: Source) -> ImportResult:
         if ranged is not None and hashed is None and nbdkit.available() and _want_nbdkit(req, ranged):
             body.close()
             return _via_nbdkit(req, ranged, QEMU_FORMATS[kind], source.name)
-        return _via_scratch(req, stream, counted, hashed, QEMU_FORMATS[kind], source.name)
+        return _via_scratch(req, stream, counted, hashed, QEMU_FORMATS[kind], source.name, image_size=probe.size)
     finally:
         body.close()
 
@@ -248,7 +248,8 @@ def _via_nbdkit(req: ImportRequest, config: HttpConfig, fmt: str, name: str) -> 
 
 
 def _via_scratch(
-    req: ImportRequest, stream: PeekReader, counted: _Counting, hashed: HashingReader | None, fmt: str, url: str
+    req: ImportRequest, stream: PeekReader, counted: _Counting, hashed: HashingReader | None, fmt: str, url: str,
+    *, image_size: int | None = None,
 ) -> ImportResult:
     """Download (decompressed) into scratch, inspect, then convert into the target.
 
@@ -258,7 +259,8 @@ def _via_scratch(
         raise ScratchSpaceRequired()
     scratch = os.path.join(req.scratch_dir, "tmpimage")
     capped = CappedReader(stream, free_space(req.scratch_dir), "downloaded image")
-    length = counted._body.length if stream.inner is counted else None
+    # Only when the source says the transfer IS the image: a registry's stream length counts its layers, not the disk.
+    length = image_size if stream.inner is counted and image_size == counted._body.length else None
     target = req.target
 
     def download(reader: Readable, advance: Callable[[int], None] | None = None) -> None:

@@ -169,8 +169,9 @@ async def test_manager_with_the_cdi_controllers_is_ready_and_stops_cleanly(kubec
         config = await client.get(CDI_CONFIGS, "config")
         assert config["status"]["filesystemOverhead"]["global"] == "0.06"
         profile = await client.get(STORAGE_PROFILES, "local")
-        assert profile["status"]["claimPropertySets"] == [{"accessModes": ["ReadWriteOnce"],
-                                                          "volumeMode": "Filesystem"}]
+        assert profile["status"]["claimPropertySets"] == [
+            {"accessModes": ["ReadWriteOnce"], "volumeMode": "Filesystem"},
+            {"accessModes": ["ReadWriteOnce"], "volumeMode": "Block"}]
     finally:
         await manager.stop()
     tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()
