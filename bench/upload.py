@@ -485,4 +485,4 @@ def run() -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    run()
+    print(json.dumps(run(), indent=2, sort_keys=True))
