@@ -92,6 +92,8 @@ class Recorder:
     killed: threading.Event = field(default_factory=threading.Event)
     failures: list[str] = field(default_factory=list)
     finished_early: int = 0
+    #: Deletes sent but never answered (the kill came first): they may or may not have committed.
+    unanswered_deletes: set[str] = field(default_factory=set)
 
     def record(self, ack: Ack) -> None:
         with self.lock:
@@ -126,6 +128,7 @@ class Writer(threading.Thread):
         base = f"/api/v1/namespaces/{self.namespace}/configmaps"
         widget = f"{WIDGETS}/namespaces/{self.namespace}/widgets/shared"
         mine: list[str] = []
+        in_flight_delete = ""
         try:
             for i in range(OPS_PER_THREAD):
                 step = i % 4
@@ -150,14 +153,20 @@ class Writer(threading.Thread):
                     if len(mine) < 3:
                         continue
                     name = mine.pop(0)
+                    in_flight_delete = name
                     status, out = self.call("DELETE", f"{base}/{name}", None)
+                    in_flight_delete = ""
                     op, value = "delete", i
                 if not 200 <= status < 300:
                     self.recorder.failures.append(f"{op} {name}: {status} {out}")
                     return
                 self.recorder.record(Ack(op, name, value, int(out["metadata"]["resourceVersion"])))
         except (OSError, http.client.HTTPException):
-            return  # the server is gone: this request's outcome is unknown, and that is allowed
+            # The server is gone: this request's outcome is unknown, and that is allowed.
+            if in_flight_delete:
+                with self.recorder.lock:
+                    self.recorder.unanswered_deletes.add(in_flight_delete)
+            return
         finally:
             self.conn.close()
         with self.recorder.lock:
@@ -194,10 +203,11 @@ def test_sigkill_mid_burst_keeps_every_acknowledged_write(cluster: Cluster) -> N
         if a.op in ("create", "update"):
             if a.name not in latest or a.value > latest[a.name].value:
                 latest[a.name] = a
-    missing = [n for n in latest if n not in deleted and n not in stored]
+    maybe_deleted = recorder.unanswered_deletes
+    missing = [n for n in latest if n not in deleted and n not in maybe_deleted and n not in stored]
     assert not missing, f"{len(missing)} acknowledged objects lost, e.g. {missing[:5]}"
     for name, ack in latest.items():
-        if name in deleted:
+        if name in deleted or name not in stored:
             continue
         obj = stored[name]
         assert int(obj["data"]["v"]) >= ack.value, (name, obj["data"], ack)

@@ -105,13 +105,28 @@ class Spool:
 
 class RangeFetcher:
     """Ranged GETs of the image's URL on one kept-alive connection; None (and no further tries) on anything
-    but a 206 of the asked length, so a server without ranges only costs one request."""
+    but a 206 of the asked length, so a server without ranges only costs one request.
+
+    What it fetched is kept (up to CACHE_BYTES): qemu-img info, check and convert each read the same L2 tables,
+    and every repeat would be another round trip."""
+
+    CACHE_BYTES = 16 << 20
 
     def __init__(self, config: HttpConfig) -> None:
         self._config = config
         self._lock = threading.Lock()
         self._conn: http.client.HTTPConnection | None = None
         self._broken = False
+        self._cache: dict[tuple[int, int], bytes] = {}
+        self._cached = 0
+
+    def _keep(self, key: tuple[int, int], data: bytes) -> None:
+        while self._cache and self._cached + len(data) > self.CACHE_BYTES:
+            oldest = next(iter(self._cache))
+            self._cached -= len(self._cache.pop(oldest))
+        if len(data) <= self.CACHE_BYTES:
+            self._cache[key] = data
+            self._cached += len(data)
 
     def _connect(self) -> http.client.HTTPConnection:
         parts = urllib.parse.urlsplit(self._config.url)
@@ -126,6 +141,9 @@ class RangeFetcher:
         with self._lock:
             if self._broken:
                 return None
+            hit = self._cache.get((offset, length))
+            if hit is not None:
+                return hit
             parts = urllib.parse.urlsplit(self._config.url)
             path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             headers = dict(self._config.header_pairs())
@@ -139,6 +157,7 @@ class RangeFetcher:
                 if resp.status == 206 and resp.length == length:
                     data = resp.read()
                     if len(data) == length:
+                        self._keep((offset, length), data)
                         return data
             except (OSError, http.client.HTTPException):
                 pass
@@ -150,6 +169,7 @@ class RangeFetcher:
     def close(self) -> None:
         with self._lock:
             self._broken = True
+            self._cache.clear()
             if self._conn is not None:
                 self._conn.close()
 
