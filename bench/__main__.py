@@ -7,7 +7,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from bench import apiserver, clone, clone_stream, imports, upload
+from bench import apiserver, clone, clone_dv, clone_stream, imports, upload
 
 
 def main() -> int:
@@ -15,6 +15,7 @@ def main() -> int:
     results.update(apiserver.run())
     results.update(clone.run())
     results.update(clone_stream.run())
+    results.update(clone_dv.run())
     results.update(imports.run())
     results.update(upload.run())
     out = Path(__file__).with_name("results.json")

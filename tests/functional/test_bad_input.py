@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import http.client
 import itertools
+import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -164,6 +168,32 @@ def test_invalid_label(ns: Namespace) -> None:
     body["metadata"]["labels"] = {"bad key!": "v"}
     out = ns.rejected("POST", ns.cm, body, code=422, reason="Invalid")
     assert "metadata.labels" in _field_causes(out)
+
+
+def test_body_arriving_in_pieces_is_read_whole(cluster: Cluster, ns: Namespace) -> None:
+    """A body is read to its end however it is split on the wire (kubectl's protobuf bodies once came cut)."""
+    body = json.dumps(_configmap("pieces", data={"k": "v" * 5000})).encode()
+    url = urlsplit(cluster.server)
+    conn = http.client.HTTPSConnection(url.hostname or "127.0.0.1", url.port, context=cluster.ssl_context(),
+                                       timeout=30)
+    arrived = threading.Event()
+
+    def pieces() -> Iterator[bytes]:
+        yield body[:100]
+        # The pause is the test: the server must already be reading when the rest comes.
+        arrived.wait(0.3)
+        yield body[100:]
+
+    try:
+        conn.request("POST", ns.cm, body=pieces(), headers={
+            "Authorization": f"Bearer {cluster.token}", "Content-Type": "application/json",
+            "Content-Length": str(len(body))})
+        resp = conn.getresponse()
+        out = json.loads(resp.read())
+    finally:
+        conn.close()
+    assert resp.status == 201, out
+    assert out["data"]["k"] == "v" * 5000
 
 
 def test_oversized_body_is_413(ns: Namespace) -> None:

@@ -12,7 +12,6 @@ from .errors import PermanentError
 from .importer import ImportRequest
 from .paths import path_map, resolve
 from .progress import Progress
-from .sources import registry, s3
 from .sources.base import Source
 from .sources.http import HttpConfig
 from .target import DEFAULT_OVERHEAD, Target
@@ -99,9 +98,14 @@ def request_from_env(env: Mapping[str, str] | None = None) -> ImportRequest:
             insecure=insecure,
             headers=extra_headers(env, secret_dir),
         )
+    # Imported here: botocore alone takes a third of a second to load, which every importer pod would pay.
     elif source == "registry":
+        from .sources import registry
+
         reader = registry.from_env(env, cert_dirs, insecure)
     elif source == "s3":
+        from .sources import s3
+
         reader = s3.from_env(env, cert_dirs, insecure)
     nbd = env.get("PYCDI_NBDKIT", "auto").lower()
     progress_file = env.get("PYCDI_PROGRESS_FILE")

@@ -45,10 +45,16 @@ def media_type(request: web.Request) -> str:
 async def read_body(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise errors.too_large(MAX_BODY_BYTES)
-    body = await request.content.read(MAX_BODY_BYTES + 1)
-    if len(body) > MAX_BODY_BYTES:
-        raise errors.too_large(MAX_BODY_BYTES)
-    return body
+    # StreamReader.read(n) answers with what has arrived so far, not n bytes: a body that came in more than one
+    # TCP segment or TLS record would be cut short. Read to the end, refusing once past the limit.
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(MAX_BODY_BYTES + 1 - size):
+        parts.append(chunk)
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise errors.too_large(MAX_BODY_BYTES)
+    return b"".join(parts)
 
 
 async def decode_body(request: web.Request, ctx: WriteContext | None = None) -> Any:
