@@ -1,6 +1,6 @@
 """Host-assisted clone benchmark: the two clone workers (`pycdi cloner source|target`, separate processes talking
-over loopback TCP, as two pods do) copying a 10 GiB volume holding 1 GiB of data, vs `cp --sparse=always` of the
-same file in the same run; and a Block (loop device) -> Filesystem copy, its holes kept.
+TLS over loopback TCP, as two pods do) copying a 10 GiB volume holding 1 GiB of data, vs `cp --sparse=always` of
+the same file in the same run; and a Block (loop device) -> Filesystem copy, its holes kept.
 
 Upstream's host-assisted clone (tar + snappy over HTTPS) measured 0.22x a local sparse copy on this machine kind
 (shared/research/perf.md); the target here is >= 0.8x cp.
@@ -20,8 +20,11 @@ from pathlib import Path
 
 from bench.clone import DATA, RUNS, VOLUME, cp, make_source, settle
 from pycdi.cluster.storage.fsinfo import allocated_bytes
+from pycdi.datapath.clone.certs import new_certificate
 
 SECRET = "bench"
+#: The controller makes the clone's certificate before the workers start: not part of the timed copy.
+TLS_CERT, TLS_KEY = new_certificate()
 
 
 def _free_port() -> int:
@@ -34,9 +37,11 @@ def workers(src: Path, dst_dir: Path, *, block_source: bool = False) -> None:
     """One clone by the two workers, each its own process; returns once both exited (the target fsync'd)."""
     port = _free_port()
     dst_dir.mkdir(exist_ok=True)
-    base = {**os.environ, "CLONER_SECRET": SECRET, "CONTENTTYPE": "kubevirt"}
-    target_env = {**base, "LISTEN_ADDRESS": "127.0.0.1", "LISTEN_PORT": str(port), "DESTINATION": str(dst_dir),
-                  "VOLUME_MODE": "filesystem", "PYCDI_TERMINATION_MESSAGE_PATH": str(dst_dir / ".target-term")}
+    base = {**os.environ, "CLONER_SECRET": SECRET, "CLONER_TLS_CERT": TLS_CERT, "CONTENTTYPE": "kubevirt"}
+    # The key goes to the target alone, as the controller's pods have it.
+    target_env = {**base, "CLONER_TLS_KEY": TLS_KEY, "LISTEN_ADDRESS": "127.0.0.1", "LISTEN_PORT": str(port),
+                  "DESTINATION": str(dst_dir), "VOLUME_MODE": "filesystem",
+                  "PYCDI_TERMINATION_MESSAGE_PATH": str(dst_dir / ".target-term")}
     mount = str(src) if block_source else str(src.parent)
     source_env = {**base, "UPLOAD_URL": f"tcp://127.0.0.1:{port}", "MOUNT_POINT": mount,
                   "VOLUME_MODE": "block" if block_source else "filesystem",
@@ -110,9 +115,10 @@ def run() -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="pycdi-bench-stream-") as tmp:
         base = Path(tmp)
         cold = settle()
-        print(f"clone stream: {VOLUME >> 30} GiB volume, {DATA >> 30} GiB data, two worker processes over "
-              f"loopback TCP vs cp --sparse=always, median of {RUNS} interleaved runs, target fsync'd, page cache "
-              f"{'dropped' if cold else 'NOT dropped (not root)'} (target throughput_vs_cp >= 0.8; allocated ratio ~1)")
+        print(f"clone stream: {VOLUME >> 30} GiB volume, {DATA >> 30} GiB data, two worker processes talking "
+              f"TLS over loopback TCP vs cp --sparse=always, median of {RUNS} interleaved runs, target fsync'd, "
+              f"page cache {'dropped' if cold else 'NOT dropped (not root)'} (target throughput_vs_cp >= 0.8; "
+              f"allocated ratio ~1)")
         stream_part(base, results)
         block_part(base, results)
     for k, v in results.items():

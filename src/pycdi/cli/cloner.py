@@ -21,6 +21,8 @@ from ..datapath.paths import resolve
 log = logging.getLogger("pycdi.cloner")
 DISK_IMAGE = "disk.img"
 SECRET_ENV = "CLONER_SECRET"
+#: The clone's certificate (both workers) and its key (the target only), PEM.
+TLS_CERT_ENV, TLS_KEY_ENV = "CLONER_TLS_CERT", "CLONER_TLS_KEY"
 
 
 def _env(name: str, default: str | None = None) -> str:
@@ -73,7 +75,7 @@ def source() -> None:
     port = os.environ.get("PYCDI_METRICS_PORT", "")
     if port:
         progress.serve(int(port), os.environ.get("PYCDI_METRICS_ADDR", "127.0.0.1"))
-    config = SourceConfig(url.hostname, url.port, path, content, _env(SECRET_ENV))
+    config = SourceConfig(url.hostname, url.port, path, content, _env(SECRET_ENV), _env(TLS_CERT_ENV))
     try:
         result = run(config, progress.set)
     except FileNotFoundError as e:
@@ -95,7 +97,8 @@ def target() -> None:
     config = TargetConfig(
         listen_address=_env("LISTEN_ADDRESS", "0.0.0.0"), port=int(_env("LISTEN_PORT", "8443")),
         destination=_data_path(block, content == protocol.ARCHIVE, _env("DESTINATION")), block=block,
-        content_type=content, secret=_env(SECRET_ENV), preallocation=_flag("PREALLOCATION"))
+        content_type=content, secret=_env(SECRET_ENV), tls_cert=_env(TLS_CERT_ENV), tls_key=_env(TLS_KEY_ENV),
+        preallocation=_flag("PREALLOCATION"))
     try:
         result = serve(config)
     except OSError as e:

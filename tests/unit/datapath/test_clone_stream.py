@@ -1,5 +1,6 @@
 """The host-assisted clone stream between the two workers, over a real loopback socket: sparse images land
-byte-identical with their holes, zero blocks are not sent, gaps on a device are zeroed, bad clients are refused."""
+byte-identical with their holes, zero blocks are not sent, gaps on a device are zeroed, bad clients are refused;
+the stream is TLS, a plaintext peer is refused and the source talks only to the target holding the clone's key."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from pathlib import Path
 import pytest
 
 from pycdi.datapath.clone import protocol as p
+from pycdi.datapath.clone.certs import new_certificate
 from pycdi.datapath.clone.source import SourceConfig, run
 from pycdi.datapath.clone.target import TargetConfig, TargetResult, serve
 
 SECRET = "s3cret"
 MIB = 1 << 20
+CERT, KEY = new_certificate()
 
 
 def digest(path: Path, size: int | None = None) -> str:
@@ -73,7 +76,12 @@ class Target:
 
 def target_config(dest: Path, *, block: bool = False, content: str = "kubevirt", prealloc: bool = False
                   ) -> TargetConfig:
-    return TargetConfig("127.0.0.1", 0, str(dest), block, content, SECRET, prealloc)
+    return TargetConfig("127.0.0.1", 0, str(dest), block, content, SECRET, CERT, KEY, prealloc)
+
+
+def source_config(port: int, src: Path, content: str = "kubevirt", secret: str = SECRET, cert: str = CERT
+                  ) -> SourceConfig:
+    return SourceConfig("127.0.0.1", port, str(src), content, secret, cert)
 
 
 def test_sparse_image_is_copied_byte_for_byte_with_its_holes(tmp_path: Path) -> None:
@@ -82,7 +90,7 @@ def test_sparse_image_is_copied_byte_for_byte_with_its_holes(tmp_path: Path) -> 
     sparse_image(src, size)
     target = Target(target_config(dst))
     seen: list[float] = []
-    result = run(SourceConfig("127.0.0.1", target.port, str(src), "kubevirt", SECRET), seen.append)
+    result = run(source_config(target.port, src), seen.append)
     done = target.join()
     assert done.size == size and dst.stat().st_size == size
     assert digest(src) == digest(dst)
@@ -98,7 +106,7 @@ def test_device_target_gaps_are_zeroed_and_the_tail_is_kept(tmp_path: Path) -> N
     with open(dst, "wb") as f:  # a Block volume standing as a file, full of stale bytes and larger
         f.write(b"\xaa" * 10 * MIB)
     target = Target(target_config(dst, block=True))
-    run(SourceConfig("127.0.0.1", target.port, str(src), "kubevirt", SECRET))
+    run(source_config(target.port, src))
     target.join()
     assert dst.stat().st_size == 10 * MIB
     assert digest(src) == digest(dst, 8 * MIB)
@@ -113,7 +121,7 @@ def test_source_larger_than_the_device_is_refused(tmp_path: Path) -> None:
     dst.write_bytes(bytes(MIB))
     target = Target(target_config(dst, block=True))
     with pytest.raises(p.ProtocolError, match="does not fit the target device"):
-        run(SourceConfig("127.0.0.1", target.port, str(src), "kubevirt", SECRET))
+        run(source_config(target.port, src))
     assert target.thread.is_alive()  # still waiting for a source that fits
 
 
@@ -122,10 +130,10 @@ def test_wrong_secret_is_refused_and_the_target_keeps_listening(tmp_path: Path) 
     sparse_image(src, 4 * MIB)
     target = Target(target_config(dst))
     with pytest.raises(p.ProtocolError, match="authentication failed"):
-        run(SourceConfig("127.0.0.1", target.port, str(src), "kubevirt", "wrong"))
+        run(source_config(target.port, src, secret="wrong"))
     with socket.create_connection(("127.0.0.1", target.port)) as sock:  # not even a clone client
         sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
-    run(SourceConfig("127.0.0.1", target.port, str(src), "kubevirt", SECRET))
+    run(source_config(target.port, src))
     target.join()
     assert digest(src) == digest(dst)
 
@@ -134,7 +142,7 @@ def test_preallocation_allocates_the_whole_image(tmp_path: Path) -> None:
     src, dst = tmp_path / "src.img", tmp_path / "disk.img"
     sparse_image(src, 8 * MIB)
     target = Target(target_config(dst, prealloc=True))
-    run(SourceConfig("127.0.0.1", target.port, str(src), "kubevirt", SECRET))
+    run(source_config(target.port, src))
     assert target.join().preallocation_applied
     assert dst.stat().st_blocks * 512 >= 8 * MIB
     assert digest(src) == digest(dst)
@@ -147,7 +155,7 @@ def test_archive_tree_is_copied(tmp_path: Path) -> None:
     (src / "a.txt").write_text("hello")
     (src / "sub" / "b.bin").write_bytes(os.urandom(3 * MIB))
     target = Target(target_config(dst, content="archive"))
-    run(SourceConfig("127.0.0.1", target.port, str(src), "archive", SECRET))
+    run(source_config(target.port, src, "archive"))
     target.join()
     assert (dst / "a.txt").read_text() == "hello"
     assert digest(dst / "sub" / "b.bin") == digest(src / "sub" / "b.bin")
@@ -159,4 +167,87 @@ def test_content_types_must_match(tmp_path: Path) -> None:
     dst.mkdir()
     target = Target(target_config(dst, content="archive"))
     with pytest.raises(p.ProtocolError, match="do not match"):
-        run(SourceConfig("127.0.0.1", target.port, str(src), "kubevirt", SECRET))
+        run(source_config(target.port, src))
+
+
+class Tap:
+    """A TCP relay between the source and the target keeping every byte the source sent: what a network sees."""
+
+    def __init__(self, target_port: int) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.target_port = target_port
+        self.seen = bytearray()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        with self.listener, self.listener.accept()[0] as client, \
+                socket.create_connection(("127.0.0.1", self.target_port)) as server:
+            back = threading.Thread(target=self._pipe, args=(server, client, None), daemon=True)
+            back.start()
+            self._pipe(client, server, self.seen)
+            back.join(30)
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket, keep: bytearray | None) -> None:
+        try:
+            while data := src.recv(1 << 16):
+                if keep is not None:
+                    keep += data
+                dst.sendall(data)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the other side closed first: the session is over
+
+
+def test_the_stream_is_tls_and_carries_neither_the_secret_nor_the_data_in_clear(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src.img", tmp_path / "disk.img"
+    sparse_image(src, 4 * MIB)
+    target = Target(target_config(dst))
+    tap = Tap(target.port)
+    run(source_config(tap.port, src))
+    target.join()
+    tap.thread.join(30)
+    assert digest(src) == digest(dst)
+    wire = bytes(tap.seen)
+    assert wire[0] == 0x16 and wire[1] == 3  # a TLS handshake record opens the connection
+    with open(src, "rb") as f:
+        block = f.read(4096)  # random bytes the image holds
+    assert block in src.read_bytes() and block[:64] not in wire
+    assert p.GREETING not in wire and SECRET.encode() not in wire
+
+
+def test_a_plaintext_peer_is_refused_and_the_target_keeps_listening(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src.img", tmp_path / "disk.img"
+    sparse_image(src, 4 * MIB)
+    target = Target(target_config(dst))
+    with socket.create_connection(("127.0.0.1", target.port)) as sock:  # the old plaintext protocol
+        sock.sendall(p.GREETING + SECRET.encode() + b"\n" + p.Header("kubevirt", 4 * MIB).encode())
+        sock.settimeout(10)
+        try:
+            answer = sock.recv(100)
+        except ConnectionResetError:
+            answer = b""
+        assert not answer.startswith(b"OK")  # a TLS alert at most, then the connection closes
+    assert not dst.exists() or dst.stat().st_size == 0
+    run(source_config(target.port, src))
+    target.join()
+    assert digest(src) == digest(dst)
+
+
+def test_the_source_refuses_a_target_without_the_clones_certificate(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src.img", tmp_path / "disk.img"
+    sparse_image(src, 4 * MIB)
+    other_cert, other_key = new_certificate()
+    impostor = Target(TargetConfig("127.0.0.1", 0, str(dst), False, "kubevirt", SECRET, other_cert, other_key))
+    with pytest.raises(p.ProtocolError, match="TLS handshake .* certificate verify failed"):
+        run(source_config(impostor.port, src))
+    assert impostor.thread.is_alive() and not dst.exists()  # nothing reached it, not even the secret
+    # A source pinned to another certificate is refused as well, before it could authenticate.
+    target = Target(target_config(dst))
+    with pytest.raises(p.ProtocolError, match="TLS handshake"):
+        run(source_config(target.port, src, cert=other_cert))
+    run(source_config(target.port, src))
+    target.join()
+    assert digest(src) == digest(dst)

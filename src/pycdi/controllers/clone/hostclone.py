@@ -271,25 +271,29 @@ class HostCloneReconciler:
             pass
 
     async def _ensure_secrets(self, pvc: Obj, source_ns: str) -> None:
-        """One shared secret, in the claim's namespace and (the same value) in the source's."""
+        """One shared secret and certificate, in the claim's namespace and (the same values, without the key) in
+        the source's; what an older Secret lacks (the certificate) is added before the workers start."""
         name = podspec.secret_name(pvc)
-        value: str | None = None
-        for namespace in dict.fromkeys([cm.namespace_of(pvc), source_ns]):
+        namespaces = list(dict.fromkeys([cm.namespace_of(pvc), source_ns]))
+        existing: dict[str, Obj | None] = {}
+        current: dict[str, dict[str, str]] = {}
+        for namespace in namespaces:
             try:
-                existing = await self.client.get(SECRETS, name, namespace)
+                existing[namespace] = await self.client.get(SECRETS, name, namespace)
             except NotFound:
-                existing = None
-            current = (existing or {}).get("data", {}).get(podspec.SECRET_KEY)
-            decoded = base64.b64decode(current).decode() if current else None
-            if value is None and decoded:
-                value = decoded
-                continue
-            body = podspec.clone_secret(pvc, namespace, value)
-            value = body["stringData"][podspec.SECRET_KEY]
-            if existing is None:
+                existing[namespace] = None
+            current[namespace] = _decoded(existing[namespace])
+        # The claim's namespace's values win (it holds the key too); a secret only the source's has is kept.
+        found = {k: v for namespace in reversed(namespaces) for k, v in current[namespace].items()
+                 if k != podspec.TLS_KEY_KEY or namespace == namespaces[0]}
+        wanted = podspec.complete_clone_data(found)
+        for namespace in namespaces:
+            body = podspec.clone_secret(pvc, namespace, wanted)
+            found_here = existing[namespace]
+            if found_here is None:
                 await self._create(SECRETS, body)
-            elif decoded != value:
-                body["metadata"]["resourceVersion"] = cm.meta(existing).get("resourceVersion")
+            elif current[namespace] != body["stringData"]:
+                body["metadata"]["resourceVersion"] = cm.meta(found_here).get("resourceVersion")
                 await self.client.update(SECRETS, body)
 
     async def _scrape(self, pod: Obj) -> float | None:
@@ -321,6 +325,16 @@ class HostCloneReconciler:
                 await self.client.delete(SECRETS, podspec.secret_name(pvc), namespace)
             except NotFound:
                 pass
+
+
+def _decoded(secret: Obj | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in ((secret or {}).get("data") or {}).items():
+        try:
+            out[key] = base64.b64decode(value).decode()
+        except (ValueError, TypeError):
+            pass  # unreadable: made anew
+    return out
 
 
 def add_to_manager(manager: Manager, tokens: CloneTokens | None, options: HostCloneOptions) -> Controller:

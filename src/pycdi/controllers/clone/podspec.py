@@ -1,18 +1,23 @@
-"""The host-assisted clone's worker pods and the Secret they authenticate with (shapes after upstream's clone
-source pod; the target runs `pycdi cloner target` where upstream runs its upload server)."""
+"""The host-assisted clone's worker pods and the Secret they authenticate with and encrypt by (shapes after
+upstream's clone source pod; the target runs `pycdi cloner target` where upstream runs its upload server)."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 from ...api import clone as cl
 from ...api import constants as c
+from ...datapath.clone import certs
 from ..importpod import podspec as ip
 from . import common as cm
 
 Obj = dict[str, Any]
 SECRET_KEY = "secret"
+#: The clone's certificate (served by the target, pinned by the source) and its key (in the claim's namespace only:
+#: the target's).
+TLS_CERT_KEY, TLS_KEY_KEY = "tls.crt", "tls.key"
 SOURCE_CONTAINER = "cdi-clone-source"
 TARGET_CONTAINER = "cdi-clone-target"
 DATA_VOLUME = "cdi-data-vol"
@@ -38,18 +43,36 @@ def _controller_ref(pvc: Obj) -> Obj:
             "controller": True, "blockOwnerDeletion": True}
 
 
-def clone_secret(pvc: Obj, namespace: str, value: str | None = None) -> Obj:
-    """The shared secret of one clone, in one namespace (owned by the claim when that is its namespace)."""
+def complete_clone_data(data: Mapping[str, str]) -> dict[str, str]:
+    """The clone's shared secret, certificate and key: those in `data` kept, what is missing made (a certificate
+    without its key, or near its end, is made anew: a Secret from before the stream was encrypted gets its pair)."""
+    out = {SECRET_KEY: data.get(SECRET_KEY) or secrets.token_hex(32)}
+    cert, key = data.get(TLS_CERT_KEY), data.get(TLS_KEY_KEY)
+    if not cert or not key or not certs.usable(cert, key):
+        cert, key = certs.new_certificate()
+    out[TLS_CERT_KEY], out[TLS_KEY_KEY] = cert, key
+    return out
+
+
+def clone_secret(pvc: Obj, namespace: str, data: Mapping[str, str]) -> Obj:
+    """One clone's Secret in one namespace (owned by the claim when that is its namespace): the shared secret and
+    the certificate; the certificate's key only in the claim's namespace, where the target runs."""
     meta: Obj = {"name": secret_name(pvc), "namespace": namespace,
                  "labels": {cm.CDI_LABEL[0]: cm.CDI_LABEL[1], **cm.owned_by_label(cm.uid_of(pvc))}}
+    keys = [SECRET_KEY, TLS_CERT_KEY]
     if namespace == cm.namespace_of(pvc):
         meta["ownerReferences"] = [_controller_ref(pvc)]
+        keys.append(TLS_KEY_KEY)
     return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque",
-            "stringData": {SECRET_KEY: value or secrets.token_hex(32)}}
+            "stringData": {k: data[k] for k in keys}}
 
 
-def _secret_env(pvc: Obj) -> Obj:
-    return {"name": "CLONER_SECRET", "valueFrom": {"secretKeyRef": {"name": secret_name(pvc), "key": SECRET_KEY}}}
+def _secret_env(pvc: Obj, *, target: bool) -> list[Obj]:
+    keys = [("CLONER_SECRET", SECRET_KEY), ("CLONER_TLS_CERT", TLS_CERT_KEY)]
+    if target:
+        keys.append(("CLONER_TLS_KEY", TLS_KEY_KEY))
+    return [{"name": env, "valueFrom": {"secretKeyRef": {"name": secret_name(pvc), "key": key}}}
+            for env, key in keys]
 
 
 def _attach(container: Obj, block: bool, path: str, read_only: bool) -> None:
@@ -91,7 +114,7 @@ def target_pod(pvc: Obj, config: Obj | None, options: ip.PodOptions) -> Obj:
             {"name": "PREALLOCATION", "value": "true" if cm.flag(cm.annots(pvc).get(c.ANN_PREALLOCATION_REQUESTED))
              else "false"},
             {"name": "OWNER_UID", "value": owner_uid(pvc)},
-            _secret_env(pvc),
+            *_secret_env(pvc, target=True),
         ],
         "ports": [{"name": "clone", "containerPort": cl.CLONER_PORT, "protocol": "TCP"}],
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -123,7 +146,7 @@ def source_pod(pvc: Obj, source: Obj, target_ip: str, config: Obj | None, option
             {"name": "PYCDI_METRICS_PORT", "value": str(options.metrics_port)},
             {"name": "PYCDI_METRICS_ADDR", "valueFrom": {"fieldRef": {"apiVersion": "v1",
                                                                        "fieldPath": "status.podIP"}}},
-            _secret_env(pvc),
+            *_secret_env(pvc, target=False),
         ],
         "ports": [{"name": "metrics", "containerPort": options.metrics_port, "protocol": "TCP"}],
         "terminationMessagePolicy": "FallbackToLogsOnError",

@@ -1,9 +1,10 @@
 """The host-assisted clone stream between the source and the target worker (pycdi's own; upstream sends a
 snappy-compressed tar over HTTPS, measured here at 0.22x a local sparse copy).
 
-Over one TCP connection, the source sends a greeting, the shared secret both workers got from the controller, and
-a JSON header line; the target answers `OK` (or `ERR <why>`). Then frames: 12 bytes (offset u64, length u32, big
-endian) and the data. Only data travels: holes and zero blocks are left out, the target writes each frame where it
+Over one TLS connection (tls.py: the target proves it holds the clone's key), the source sends a greeting, the
+shared secret both workers got from the controller (it proves the source is the clone's), and a JSON header line;
+the target answers `OK` (or `ERR <why>`). Then frames: 12 bytes (offset u64, length u32, big endian) and the
+data. Only data travels: holes and zero blocks are left out, the target writes each frame where it
 belongs. A frame with offset 2**64-1 ends the stream; the target makes the data durable and answers
 `DONE <json>` (or `ERR <why>`). An archive (a directory tree) travels as a tar stream cut into frames.
 """

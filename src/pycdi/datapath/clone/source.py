@@ -1,7 +1,8 @@
 """The clone source worker: reads its volume's data ranges (never the holes) and streams them to the target.
 
 A thread reads ahead into a few large buffers while this one leaves out the zero blocks in them and sends the
-rest as frames, so reading the disk and sending overlap. An archive is read by `tar --sparse`.
+rest as frames, so reading the disk and sending overlap. An archive is read by `tar --sparse`. The stream goes
+over TLS to a target presenting the clone's certificate, and no other.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import logging
 import os
 import queue
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from . import protocol as p
+from . import tls
 from .extents import Extents, open_volume
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,8 @@ class SourceConfig:
     path: str
     content_type: str
     secret: str
+    #: The clone's certificate (PEM): the only one the target may present.
+    tls_cert: str
     connect_timeout: float = CONNECT_TIMEOUT
 
 
@@ -52,7 +57,7 @@ class SourceResult:
 
 
 def connect(host: str, port: int, timeout: float) -> socket.socket:
-    """Connect, retrying while the target is not listening yet (its pod may start after ours)."""
+    """Connect, retrying while the target is not listening yet (its pod may start after ours); plain TCP."""
     deadline = time.monotonic() + timeout
     delay = 0.05
     while True:
@@ -199,6 +204,19 @@ def _send_archive(sock: socket.socket, path: str, size: int, progress: Progress)
     return sent
 
 
+def _secure(sock: socket.socket, context: ssl.SSLContext) -> ssl.SSLSocket:
+    """The TLS session over a connected socket: the target proves it holds the clone's key before any byte of the
+    secret or the volume leaves."""
+    try:
+        return tls.wrap_client(sock, context)
+    except ssl.SSLError as e:
+        sock.close()
+        raise p.ProtocolError(f"TLS handshake with the clone target failed: {e}") from e
+    except BaseException:
+        sock.close()
+        raise
+
+
 def run(config: SourceConfig, progress: Progress = lambda _p: None) -> SourceResult:
     """Stream the source to the target; returns once the target confirmed its data durable."""
     volume: Extents | None = None
@@ -208,7 +226,8 @@ def run(config: SourceConfig, progress: Progress = lambda _p: None) -> SourceRes
         volume = open_volume(config.path)
         size = volume.size
     try:
-        with connect(config.host, config.port, config.connect_timeout) as sock:
+        context = tls.client_context(config.tls_cert)
+        with _secure(connect(config.host, config.port, config.connect_timeout), context) as sock:
             lines = p.Lines(sock)
             sock.sendall(p.GREETING + config.secret.encode() + b"\n" + p.Header(config.content_type, size).encode())
             p.parse_reply(lines.line(), "OK")

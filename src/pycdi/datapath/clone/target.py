@@ -2,8 +2,9 @@
 
 A disk image lands in `disk.img` (Filesystem) or on the device (Block) exactly where each frame says; what no
 frame covers reads as zeros (a fresh file is all hole; on a device only the ranges that hold data are zeroed out).
-An archive is extracted by `tar`. The connection must present the shared secret first; a broken or refused
-session leaves the worker listening for the source's next attempt.
+An archive is extracted by `tar`. The connection is TLS (this worker serves the clone's certificate) and must
+present the shared secret first; a broken or refused session leaves the worker listening for the source's next
+attempt.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import os
 import queue
 import socket
+import ssl
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from . import protocol as p
+from . import tls
 from .extents import Extents, open_volume
 from .zero import zero_range
 
@@ -29,6 +32,9 @@ WRITEBACK_STEP = 32 << 20
 ACCEPT_BACKLOG = 4
 #: Frame buffers between the receiving thread and the writer.
 DEPTH = 3
+#: How long a peer may take to finish the TLS handshake and send its greeting, secret and header: the source
+#: sends them at once; a peer that connects and stays silent must not hold the only session slot.
+HELLO_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,9 @@ class TargetConfig:
     block: bool
     content_type: str
     secret: str
+    #: The clone's certificate and its key (PEM), served to the source.
+    tls_cert: str
+    tls_key: str
     preallocation: bool = False
 
 
@@ -230,6 +239,7 @@ def _session(conn: socket.socket, config: TargetConfig) -> TargetResult:
         p.reply(conn, "ERR", "authentication failed")
         raise p.ProtocolError("a client failed to authenticate")
     header = p.Header.decode(lines.line())
+    conn.settimeout(None)  # the data: as long as it takes (and blocking I/O is the fastest path through ssl)
     if header.content_type != config.content_type:
         p.reply(conn, "ERR", f"source contentType ({header.content_type}) and target contentType "
                              f"({config.content_type}) do not match")
@@ -254,8 +264,19 @@ def _session(conn: socket.socket, config: TargetConfig) -> TargetResult:
     return result
 
 
+def _secure_session(conn: socket.socket, context: ssl.SSLContext, config: TargetConfig) -> TargetResult:
+    """One session over TLS; the connection is closed after it, whatever happened (a peer that does not speak
+    TLS, or does not accept this certificate, fails the handshake: an ssl.SSLError, an OSError)."""
+    with conn:
+        p.tune(conn)
+        conn.settimeout(HELLO_TIMEOUT)  # for the handshake and the lines before the data (the TLS socket keeps it)
+        with tls.wrap_server(conn, context) as secure:
+            return _session(secure, config)
+
+
 def serve(config: TargetConfig, on_listening: Callable[[int], None] | None = None) -> TargetResult:
     """Listen until one source completes its transfer; returns what was written."""
+    context = tls.server_context(config.tls_cert, config.tls_key)
     family = socket.AF_INET6 if ":" in config.listen_address else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as server:
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -267,12 +288,10 @@ def serve(config: TargetConfig, on_listening: Callable[[int], None] | None = Non
             on_listening(int(server.getsockname()[1]))
         while True:
             conn, peer = server.accept()
-            with conn:
-                p.tune(conn)
-                try:
-                    result = _session(conn, config)
-                except (p.ProtocolError, OSError) as e:
-                    log.warning("clone session from %s failed: %s", peer[0], e)
-                    continue
+            try:
+                result = _secure_session(conn, context, config)
+            except (p.ProtocolError, OSError) as e:
+                log.warning("clone session from %s failed: %s", peer[0], e)
+                continue
             log.info("clone complete: %d bytes of data, %d in all", result.written, result.size)
             return result
