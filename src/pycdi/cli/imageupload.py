@@ -19,6 +19,7 @@ from ..api import upload as u
 from ..kube.client import KubeClient
 from ..kube.config import ClientConfig, ConfigError, load_config
 from ..kube.errors import APIStatusError
+from ..kube.resources import PERSISTENT_VOLUME_CLAIMS
 from . import uploadhttp
 from .progress import ByteProgress
 from .uploadopts import DEPRECATED, Flags, Options, UsageError, parse_args
@@ -191,6 +192,7 @@ class Upload:
         url = await self._proxy_url()
         say(f"Uploading data to {url}")
         await self._upload(url)
+        await self._recount_restarts()
         if self.flags.datasource:
             await target.data_source()
         say(MSG_DONE_UPLOADING)
@@ -204,6 +206,17 @@ class Upload:
                                  timeout=float(self.flags.wait_secs), say=say)
         # Processing that fails makes the upload pod restart: counted from here.
         self.restarts = int(annotations_of(pvc).get(c.ANN_POD_RESTARTS) or 0)
+
+    async def _recount_restarts(self) -> None:
+        """Read the restart count again once the server has the bytes: a cluster restarted mid-upload restarts
+        the upload pod too, and the count read before the retry may not have shown it yet (it would then look like
+        a failed processing). A processing failure after this answer needs the pod to exit, the agent to restart
+        it and the controller to copy the count: far longer than this one read."""
+        try:
+            pvc = await self.target.client.get(PERSISTENT_VOLUME_CLAIMS, self.options.name, self.target.namespace)
+        except (APIStatusError, aiohttp.ClientError, OSError):
+            return  # keep the count from before the upload
+        self.restarts = max(self.restarts, int(annotations_of(pvc).get(c.ANN_POD_RESTARTS) or 0))
 
     async def _proxy_url(self) -> str:
         url = self.flags.uploadproxy_url or await self.target.proxy_url()

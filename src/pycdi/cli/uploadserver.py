@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 
@@ -22,7 +21,7 @@ def uploadserver() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     try:
         config = config_from_env()
-        result = asyncio.run(serve(config))
+        result = serve(config)
     except ConfigError as err:
         _fail(str(err), transient=False)
     except Interrupted as err:

@@ -13,7 +13,7 @@ from ..api.sizes import usable_space
 from . import archive, nbdkit, nbdspool, qemu, sparse
 from .checksum import HashingReader
 from .errors import PermanentError, ScratchSpaceRequired
-from .formats import QEMU_FORMATS, CappedReader, PeekReader, Readable, qcow2_header_problem, unwrap
+from .formats import QEMU_FORMATS, CappedReader, PeekReader, Readable, qcow2_header_problem, readinto, unwrap
 from .progress import Progress
 from .sources import blank
 from .sources.base import Source, SourceStream
@@ -124,9 +124,18 @@ class _Counting:
 
     def read(self, size: int = -1, /) -> bytes:
         data = self._inner.read(size)
+        self._report()
+        return data
+
+    def readinto(self, view: memoryview, /) -> int:
+        """In place when the stream below can (an upload's socket): two copies of every byte fewer."""
+        n = readinto(self._inner, view)
+        self._report()
+        return n
+
+    def _report(self) -> None:
         if self._body.length:
             self._progress.set(self.high * self._body.count / self._body.length)
-        return data
 
 
 def _first_tar_file(stream: PeekReader, layers: list[str]) -> tuple[PeekReader, str, list[str]]:

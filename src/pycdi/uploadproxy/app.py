@@ -4,39 +4,33 @@ ready, and streams the request to that pod's upload server over mTLS without buf
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import re
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from typing import Any, Protocol, cast
-
-import aiohttp
-from aiohttp import web
+import threading
+from collections.abc import AsyncGenerator, Callable, Coroutine
+from typing import Any, Final, Protocol, TypeVar, cast
 
 from ..api import constants as c
 from ..api import upload as u
 from ..kube.client import KubeClient
 from ..kube.errors import APIStatusError, NotFound
 from ..kube.resources import PERSISTENT_VOLUME_CLAIMS, PODS
-from .backend import BackendUnavailable, ClientMaterial, client_context, load_material, server_url
+from .backend import BackendUnavailable, client_context, load_material
+from .front import Connections, Front
+from .http1 import Body, Headers, Request, Response
+from .relay import CertificateError, ClientGone, ProxyError, Target, forward
 
 log = logging.getLogger(__name__)
 
 #: Upstream waits this long for the PVC's upload pod to be ready (`waitReadyTime`).
-WAIT_READY = 10.0
-#: A request may stream for a day (`proxyRequestTimeout`).
-PROXY_TIMEOUT = 24 * 3600.0
-CONNECT_TIMEOUT = 10.0
-#: Request body buffer: large reads mean fewer pauses of the client's socket and fewer writes upstream.
-READ_BUFFER = 1 << 20
-#: Between connection attempts to a server that is still starting (its pod already reports ready).
-CONNECT_RETRY = 0.2
+WAIT_READY: Final = 10.0
 _AUTH = re.compile(r"(?i)^Bearer\s+([A-Za-z0-9\-._~+/]+=*)$")
-#: Hop-by-hop headers (RFC 9110 7.6.1) are not forwarded; nor is the token, which the server has no use for.
-_NOT_FORWARDED = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-                            "trailer", "transfer-encoding", "upgrade", "host", "authorization"})
 _CORS_METHODS = frozenset({"HEAD", "GET", "POST", "PUT", "PATCH", "DELETE"})
+_TEXT: Final = ("Content-Type", "text/plain; charset=utf-8")
+T = TypeVar("T")
 
 
 class Claims(Protocol):
@@ -63,104 +57,163 @@ class NotReady(Exception):
     """The PVC cannot take an upload now; the message is the answer's body (503)."""
 
 
-@web.middleware
-async def cors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-               ) -> web.StreamResponse:
-    """rs/cors `AllowAll()`: any origin, the usual methods, any requested header, no credentials."""
-    origin = request.headers.get("Origin")
-    wanted = request.headers.get("Access-Control-Request-Method", "")
+def cors(request: Request, respond: Callable[[], Response | None]) -> Response:
+    """rs/cors `AllowAll()`: any origin, the usual methods, any requested header, no credentials. `respond`
+    gives None for a path the proxy does not serve: that 404 goes out as aiohttp's did, without CORS headers."""
+    origin = request.header("Origin")
+    wanted = request.header("Access-Control-Request-Method") or ""
     if request.method == "OPTIONS" and wanted:
-        headers = {"Vary": "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"}
+        headers: Headers = [("Vary", "Origin, Access-Control-Request-Method, Access-Control-Request-Headers")]
         if origin and wanted.upper() in _CORS_METHODS:
-            headers["Access-Control-Allow-Origin"] = "*"
-            headers["Access-Control-Allow-Methods"] = wanted.upper()
-            requested = request.headers.get("Access-Control-Request-Headers", "")
+            headers += [("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Methods", wanted.upper())]
+            requested = request.header("Access-Control-Request-Headers") or ""
             if requested:
-                headers["Access-Control-Allow-Headers"] = requested
-        return web.Response(status=204, headers=headers)
-    response = await handler(request)
+                headers.append(("Access-Control-Allow-Headers", requested))
+        return Response(204, headers)
+    response = respond()
+    if response is None:
+        return text(404, "404: Not Found")
     if origin is not None:
-        response.headers.add("Vary", "Origin")
+        response.headers.append(("Vary", "Origin"))
         if origin and request.method in _CORS_METHODS:
-            response.headers["Access-Control-Allow-Origin"] = "*"
+            response.headers = [(k, v) for k, v in response.headers if k.lower() != "access-control-allow-origin"]
+            response.headers.append(("Access-Control-Allow-Origin", "*"))
     return response
 
 
+def text(status: int, body: str, *headers: tuple[str, str]) -> Response:
+    return Response(status, [_TEXT, *headers], body.encode())
+
+
 class UploadProxy:
+    """Serves on threads of its own (see front.py); the token check runs there, the PVC and pod look-ups run on
+    the event loop `start` was awaited in, whose KubeClient they use."""
+
     def __init__(self, client: KubeClient, check_token: TokenCheck, *, cdi_namespace: str = u.DEFAULT_CDI_NAMESPACE,
-                 wait_ready: float = WAIT_READY) -> None:
+                 wait_ready: float = WAIT_READY, server_port: int = u.UPLOAD_SERVER_PORT) -> None:
         self.client = client
         self.check_token = check_token
         self.cdi_namespace = cdi_namespace
         self.wait_ready = wait_ready
-        self._material: ClientMaterial | None = None
-        self._session: aiohttp.ClientSession | None = None
-        self._runner: web.AppRunner | None = None
+        self.server_port = server_port  # the upload servers' port on their pods' addresses
+        self._context: ssl.SSLContext | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._front: Front | None = None
+        self._connections = Connections()
+        self._stopped = threading.Event()
+        self._calls: set[concurrent.futures.Future[Any]] = set()
+        self._calls_lock = threading.Lock()
         self.port = 0
 
     # ---- serving ----------------------------------------------------------------------------------
 
-    def app(self) -> web.Application:
-        app = web.Application(middlewares=[cors], client_max_size=0)
-        app.router.add_route("*", u.HEALTHZ_PATH, self._healthz)
-        for path in u.PROXY_PATHS:
-            app.router.add_route("*", path, self._upload)
-        return app
-
     async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None) -> int:
-        self._runner = web.AppRunner(self.app(), handle_signals=False, access_log=None, shutdown_timeout=5.0,
-                                     read_bufsize=READ_BUFFER)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context, backlog=128)
-        await site.start()
-        addresses = self._runner.addresses
-        self.port = int(addresses[0][1]) if addresses else port
+        self._loop = asyncio.get_running_loop()
+        self._connections, self._stopped = Connections(), threading.Event()
+        front = Front(self.respond, ssl_context, self._connections)
+        self.port = front.start(host, port)
+        self._front = front
         return self.port
 
     def ready(self) -> bool:
-        return self._runner is not None and self.port != 0
+        return self._front is not None and self.port != 0
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        front, self._front = self._front, None
+        if front is None:
+            return
+        self._stopped.set()
+        with self._calls_lock:
+            calls = list(self._calls)
+        for call in calls:
+            call.cancel()
+        await asyncio.to_thread(front.close)
 
-    async def _healthz(self, request: web.Request) -> web.Response:
-        return web.Response(text="OK")
+    def respond(self, request: Request, body: Body) -> Response:
+        """One request, in its connection's thread."""
+        def route() -> Response | None:
+            path = request.path
+            if path == u.HEALTHZ_PATH:
+                return text(200, "OK")
+            if path in u.PROXY_PATHS:
+                return self._upload(request, body)
+            return None
+
+        try:
+            return cors(request, route)
+        except (ClientGone, ConnectionAbortedError):
+            raise
+        except Exception:
+            log.exception("upload proxy: %s %s failed", request.method, request.target)
+            return text(500, "500 Internal Server Error\n\nServer got itself in trouble")
 
     # ---- one upload -------------------------------------------------------------------------------
 
-    async def _upload(self, request: web.Request) -> web.StreamResponse:
-        header = request.headers.get("Authorization", "")
+    def _upload(self, request: Request, body: Body) -> Response:
+        header = request.header("Authorization") or ""
         if not header:
             # Upstream answers 400; a missing credential is 401 here, as for any API (issue 5).
-            return web.Response(status=401, text="missing upload token", headers={"WWW-Authenticate": "Bearer"})
+            return text(401, "missing upload token", ("WWW-Authenticate", "Bearer"))
         match = _AUTH.match(header)
         if match is None:
-            return web.Response(status=400, text="malformed Authorization header: want 'Bearer <token>'")
+            return text(400, "malformed Authorization header: want 'Bearer <token>'")
         claims = self.check_token(match.group(1))
         if claims is None:
-            return web.Response(status=401, text="invalid or expired upload token",
-                                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            return text(401, "invalid or expired upload token", ("WWW-Authenticate", 'Bearer error="invalid_token"'))
         if claims.operation != u.OPERATION_UPLOAD:
             log.error("Bad token: operation %r", claims.operation)
-            return web.Response(status=400, text=f"the token is for {claims.operation or 'no'} operation, not "
-                                                 f"{u.OPERATION_UPLOAD}")
+            return text(400, f"the token is for {claims.operation or 'no'} operation, not {u.OPERATION_UPLOAD}")
         if not claims.is_pvc or not claims.name or not claims.namespace:
-            return web.Response(status=401, text="the upload token names no PVC",
-                                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            return text(401, "the upload token names no PVC", ("WWW-Authenticate", 'Bearer error="invalid_token"'))
         log.info("Received valid token: pvc: %s, namespace: %s", claims.name, claims.namespace)
         try:
-            pvc = await self._upload_ready(claims.name, claims.namespace)
-            path = resolve_path(pvc, request.path)
-            pod_ip, hostname = await self._server_of(pvc)
+            target = self._call(self._target(claims.name, claims.namespace, request.path))
         except NotReady as err:
             log.warning("%s", err)
-            return _text(503, str(err))
-        return await self._forward(request, server_url(pod_ip, path), hostname)
+            return _refusal(503, str(err))
+        except (BackendUnavailable, APIStatusError) as err:
+            log.error("cannot reach upload servers: %s", err)
+            return _refusal(503, str(err))
+        try:
+            return forward(request, body, target, retry_for=self.wait_ready, stopped=self._stopped,
+                           connections=self._connections)
+        except CertificateError as err:
+            self._context = None  # the CA may have been re-made: read it again next time
+            return self._proxy_error(err)
+        except ProxyError as err:
+            return self._proxy_error(err)
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on the proxy's event loop and wait for its result in this thread."""
+        loop = self._loop
+        if loop is None or self._stopped.is_set():
+            coro.close()
+            raise ConnectionAbortedError("the upload proxy is stopping")
+        try:
+            call = asyncio.run_coroutine_threadsafe(coro, loop)
+        except RuntimeError:  # the loop is closed
+            coro.close()
+            raise ConnectionAbortedError("the upload proxy is stopping") from None
+        with self._calls_lock:
+            self._calls.add(call)
+        try:
+            return call.result()
+        except concurrent.futures.CancelledError:
+            raise ConnectionAbortedError("the upload proxy is stopping") from None
+        finally:
+            with self._calls_lock:
+                self._calls.discard(call)
+
+    async def _target(self, name: str, namespace: str, request_path: str) -> Target:
+        pvc = await self._upload_ready(name, namespace)
+        path = resolve_path(pvc, request_path)
+        pod_ip, hostname = await self._server_of(pvc)
+        return Target(pod_ip, self.server_port, path, hostname, await self._client_context())
+
+    async def _client_context(self) -> ssl.SSLContext:
+        if self._context is None:
+            self._context = client_context(await load_material(self.client, self.cdi_namespace))
+        return self._context
 
     async def _upload_ready(self, name: str, namespace: str) -> dict[str, Any]:
         """Wait (watching the PVC) up to `wait_ready` seconds for `storage.pod.ready`; refuse what cannot be."""
@@ -214,67 +267,14 @@ class UploadProxy:
             raise NotReady(f"the upload pod of PVC {meta['name']} has no address yet")
         return str(pod_ip), u.server_hostname(pod_name, meta["namespace"])
 
-    # ---- forwarding -------------------------------------------------------------------------------
-
-    async def _backend(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            material = await load_material(self.client, self.cdi_namespace)
-            connector = aiohttp.TCPConnector(ssl=client_context(material), limit=0, force_close=True)
-            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
-                                                  skip_auto_headers=("User-Agent", "Content-Type"))
-            self._material = material
-        return self._session
-
-    async def _forward(self, request: web.Request, url: str, hostname: str) -> web.StreamResponse:
-        try:
-            session = await self._backend()
-        except (BackendUnavailable, APIStatusError) as err:
-            log.error("cannot reach upload servers: %s", err)
-            return _text(503, str(err))
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED}
-        body = _stream(request) if request.body_exists else None
-        timeout = aiohttp.ClientTimeout(total=PROXY_TIMEOUT, sock_connect=CONNECT_TIMEOUT)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.wait_ready
-        while True:
-            try:
-                async with session.request(request.method, url, data=body, headers=headers, timeout=timeout,
-                                           server_hostname=hostname, allow_redirects=False) as upstream:
-                    # The server's answers are short texts: read whole (bounded), then relay.
-                    text = await upstream.content.read(1 << 20)
-                    relayed = {k: v for k, v in upstream.headers.items()
-                               if k.lower() not in _NOT_FORWARDED and k.lower() != "content-length"}
-                    return web.Response(status=upstream.status, body=text, headers=relayed)
-            except aiohttp.ClientConnectorCertificateError as err:
-                await self._reset()  # the CA may have been re-made: read it again next time
-                return self._proxy_error(err)
-            except aiohttp.ClientConnectorError as err:
-                # Nothing was sent yet: a server still starting is tried again for a while.
-                if loop.time() < deadline:
-                    await asyncio.sleep(CONNECT_RETRY)
-                    continue
-                return self._proxy_error(err)
-            except (aiohttp.ClientError, TimeoutError) as err:
-                return self._proxy_error(err)
-
-    def _proxy_error(self, err: BaseException) -> web.Response:
+    def _proxy_error(self, err: BaseException) -> Response:
         log.error("Error in reverse proxy: %s", err)
-        return _text(502, f"error in upload-proxy: {err}")
-
-    async def _reset(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-        self._session = None
+        return _refusal(502, f"error in upload-proxy: {err}")
 
 
-def _text(status: int, text: str) -> web.Response:
+def _refusal(status: int, message: str) -> Response:
     """A plain-text answer browsers never sniff as HTML (upstream HTML-escapes the text instead)."""
-    return web.Response(status=status, text=text, headers={"X-Content-Type-Options": "nosniff"})
-
-
-async def _stream(request: web.Request) -> AsyncIterator[bytes]:
-    async for chunk in request.content.iter_any():
-        yield chunk
+    return text(status, message, ("X-Content-Type-Options", "nosniff"))
 
 
 def upload_possible(pvc: dict[str, Any], name: str) -> bool:

@@ -57,8 +57,3 @@ def client_context(material: ClientMaterial) -> ssl.SSLContext:
                 f.write(data)
         ctx.load_cert_chain(cert_path, key_path)
     return ctx
-
-
-def server_url(pod_ip: str, path: str, port: int = u.UPLOAD_SERVER_PORT) -> str:
-    host = f"[{pod_ip}]" if ":" in pod_ip else pod_ip
-    return f"https://{host}:{port}{path}"

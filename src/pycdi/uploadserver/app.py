@@ -3,29 +3,30 @@ pipeline; sync, async, form and archive endpoints; only the proxy's client certi
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from aiohttp import BodyPartReader, web
-
 from ..api import upload as u
 from ..datapath import importer
-from ..datapath.errors import DataPathError, PermanentError, TransientError
-from ..datapath.sources.upload import ConsumerGone, StreamFeed, UploadSource
+from ..datapath.errors import PermanentError, TransientError
+from ..datapath.sources.upload import BodyReader, UploadSource
+from . import http
 from .config import ServerConfig
+from .multipart import FormFile
 
 log = logging.getLogger(__name__)
 
-#: Read size for request bodies and form parts.
-CHUNK = 1 << 20
 #: Phrases of the data path's out-of-space errors (upstream tells them apart with IsNoCapacityError).
 _NO_CAPACITY = ("larger than the reported available storage", "A larger PVC is required",
                 "No space left on device")
+#: How long an answer waits for the pipeline's read in progress to end before the connection is cut instead.
+RECLAIM_TIMEOUT = http.LINGER
 
 
 class Mode(Enum):
@@ -56,7 +57,7 @@ def is_no_capacity(err: BaseException) -> bool:
     return any(phrase in text for phrase in _NO_CAPACITY)
 
 
-def error_response(err: BaseException) -> web.Response:
+def error_response(err: BaseException) -> tuple[int, str]:
     """handleStreamError: out of space and bad input are the client's (400), the rest ours (500)."""
     if is_no_capacity(err):
         status, text = 400, f"effective image size is larger than the reported available storage: {err}"
@@ -65,20 +66,66 @@ def error_response(err: BaseException) -> web.Response:
     else:
         status, text = 500, str(err) or type(err).__name__
     log.error("Saving stream failed: %s", text)
-    return web.Response(status=status, text=f"Saving stream failed: {text}")
+    return status, f"Saving stream failed: {text}"
 
 
-def peer_common_names(request: web.Request) -> list[str]:
+def peer_common_names(sock: socket.socket) -> list[str]:
     """CNs of the verified client certificate (empty when the client sent none or it did not verify)."""
-    cert = request.transport.get_extra_info("peercert") if request.transport is not None else None
+    cert = sock.getpeercert() if isinstance(sock, ssl.SSLSocket) else None
     if not cert:
         return []
-    names = []
-    for rdn in cert.get("subject", ()):
-        for key, value in rdn:
-            if key == "commonName":
-                names.append(str(value))
-    return names
+    subject: Any = cert.get("subject", ())
+    return [str(value) for rdn in subject for key, value in rdn if key == "commonName"]
+
+
+class _Upload:
+    """One accepted upload: its body as the pipeline reads it, and the import's outcome.
+
+    The pipeline reads the body on its own thread straight from the connection; reads hold `_reading`, so the
+    handler can take the connection back (to answer) once no read is in progress. The end of the body and the
+    end of the import are announced on the server's state condition."""
+
+    def __init__(self, body: http.Body, state: threading.Condition) -> None:
+        self._body = body
+        self._state = state
+        self._reading = threading.Lock()
+        self._reclaimed = False
+        self.body_complete = False
+        self.done = False
+        self.background = False
+        self.result: importer.ImportResult | None = None
+        self.error: BaseException | None = None
+
+    # ---- BodyReader (the pipeline's thread) -------------------------------------------------------
+
+    def readinto(self, view: memoryview, /) -> int:
+        """Fill `view` (or reach the end): one call per pipeline buffer, however small the TLS records."""
+        with self._reading:
+            if self._reclaimed:
+                raise TransientError("the upload was interrupted: the request was already answered")
+            try:
+                n = self._body.readinto(view)
+            except (OSError, http.BadRequest) as err:
+                log.warning("upload interrupted: %r", err)
+                raise TransientError(f"the upload was interrupted: {err or type(err).__name__}") from err
+            if self._body.done and not self.body_complete:
+                with self._state:
+                    self.body_complete = True
+                    self._state.notify_all()
+            return n
+
+    def close(self) -> None:
+        """The pipeline stopped reading; the handler answers once the import has ended."""
+
+    # ---- the handler ------------------------------------------------------------------------------
+
+    def reclaim(self) -> bool:
+        """Take the connection back from the pipeline: False when a read did not end in time."""
+        if not self._reading.acquire(timeout=RECLAIM_TIMEOUT):
+            return False
+        self._reclaimed = True
+        self._reading.release()
+        return True
 
 
 class UploadServer:
@@ -88,27 +135,21 @@ class UploadServer:
                  ) -> None:
         self.config = config
         self._run_import = run_import
+        #: Guards the state below; notified on every change of it.
+        self.state = threading.Condition()
         self.uploading = False
         self.processing = False
         self.done = False
         self.result: importer.ImportResult | None = None
         #: Set when the server should stop: the upload is done, or async processing failed (`failure`).
-        self.finished = asyncio.Event()
+        self.finished = threading.Event()
         self.failure: BaseException | None = None
         #: Set while no upload is being received (what a client may wait for before trying again).
-        self.idle = asyncio.Event()
+        self.idle = threading.Event()
         self.idle.set()
+        #: Called (from any thread) once `finished` is set: the listener stops.
+        self.on_finish: Callable[[], None] = lambda: None
         self._routes = routes()
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    # ---- the app ----------------------------------------------------------------------------------
-
-    def app(self) -> web.Application:
-        app = web.Application(client_max_size=0)
-        app.router.add_route("*", u.HEALTHZ_PATH, self._healthz)
-        for path in self._routes:
-            app.router.add_route("*", path, self._upload)
-        return app
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """Serving cert; client certs are asked for but only checked on uploads (healthz stays open to probes)."""
@@ -124,144 +165,134 @@ class UploadServer:
             ctx.verify_mode = ssl.CERT_OPTIONAL
         return ctx
 
-    async def _healthz(self, request: web.Request) -> web.Response:
-        return web.Response(text="OK")
+    def wait_until(self, check: Callable[[], bool], timeout: float | None = None) -> bool:
+        """Wait for a state of the server (`check` is called with `state` held)."""
+        with self.state:
+            return self.state.wait_for(check, timeout)
 
-    # ---- admission --------------------------------------------------------------------------------
+    # ---- requests ---------------------------------------------------------------------------------
 
-    def _refusal(self, request: web.Request) -> web.Response | None:
+    def handle(self, exchange: http.Exchange) -> None:
+        """Answer one request (the connection's thread)."""
+        request = exchange.request
+        if request.path == u.HEALTHZ_PATH:
+            exchange.respond(200, "OK")
+            return
+        route = self._routes.get(request.path)
+        if route is None:
+            exchange.respond(404, "404: Not Found")
+            return
+        if route.mode is Mode.ASYNC and request.method == "HEAD":
+            exchange.respond(200)  # clients probe for async support this way
+            return
+        refusal = self._refusal(exchange)
+        if refusal is not None:
+            exchange.respond(*refusal)
+            return
+        try:
+            status, text = self._receive(exchange, route)
+        finally:
+            # Before the answer goes out: a client told the outcome may try again at once.
+            with self.state:
+                self.uploading = False
+                self.idle.set()
+                self.state.notify_all()
+        exchange.respond(status, text)
+
+    def _refusal(self, exchange: http.Exchange) -> tuple[int, str] | None:
         """validateShouldHandleRequest: POST only, the proxy's certificate, one upload at a time, not after done."""
-        if request.method != "POST":
-            return web.Response(status=404, text="404 page not found")
+        if exchange.request.method != "POST":
+            return 404, "404 page not found"
         if self.config.tls and self.config.client_ca_file:
-            if self.config.client_name not in peer_common_names(request):
+            if self.config.client_name not in peer_common_names(exchange.wire.sock):
                 log.warning("refused an upload from a client without the %s certificate", self.config.client_name)
-                return web.Response(status=401, text="Unauthorized")
+                return 401, "Unauthorized"
         elif self.config.tls:
-            return web.Response(status=401, text="Unauthorized")
-        if self.uploading or self.processing:
-            log.warning("Got concurrent upload request")
-            return web.Response(status=503, text="another upload is in progress")
-        if self.done:
-            log.warning("Got upload request after already done")
-            return web.Response(status=409, text="the upload is already complete")
-        self.uploading = True
-        self.idle.clear()
+            return 401, "Unauthorized"
+        with self.state:
+            if self.uploading or self.processing:
+                log.warning("Got concurrent upload request")
+                return 503, "another upload is in progress"
+            if self.done:
+                log.warning("Got upload request after already done")
+                return 409, "the upload is already complete"
+            self.uploading = True
+            self.idle.clear()
+            self.state.notify_all()
         return None
 
-    # ---- uploads ----------------------------------------------------------------------------------
-
-    async def _upload(self, request: web.Request) -> web.StreamResponse:
-        route = self._routes[request.path]
-        if route.mode is Mode.ASYNC and request.method == "HEAD":
-            return web.Response(status=200)  # clients probe for async support this way
-        refusal = self._refusal(request)
-        if refusal is not None:
-            return refusal
-        try:
-            return await self._receive(request, route)
-        finally:
-            self.uploading = False
-            self.idle.set()
-
-    async def _receive(self, request: web.Request, route: Route) -> web.StreamResponse:
+    def _receive(self, exchange: http.Exchange, route: Route) -> tuple[int, str | None]:
+        """Run the upload through the pipeline; the answer to give."""
+        request = exchange.request
         log.info("Content type header is %r", request.headers.get(u.CONTENT_TYPE_HEADER, ""))
-        loop = asyncio.get_running_loop()
-        feed = StreamFeed(loop)
-        length = None if route.form else request.content_length
-        source = UploadSource(feed, length, request.content_type)
+        upload = _Upload(request.body, self.state)
+        body: BodyReader = FormFile(upload, request.headers.get("content-type", "")) if route.form else upload
+        source = UploadSource(body, None if route.form else request.content_length, request.content_type)
         archive = route.mode is Mode.ARCHIVE
         job_request = importer.ImportRequest(
             source="upload", target=self.config.target, reader=source,
             content_type=importer.ARCHIVE if archive else importer.KUBEVIRT,
             scratch_dir=self.config.scratch_dir, preallocation=self.config.preallocation)
-        job = asyncio.ensure_future(asyncio.to_thread(self._import, job_request, feed))
-        chunks = _form_file(request) if route.form else _body(request)
-        complete = await _pump(chunks, feed)
-        if route.mode is Mode.ASYNC and complete and not job.done():
-            # Every byte is here: answer now and finish (convert, resize) in the background.
-            self.processing = True
-            task = asyncio.create_task(self._finish_async(job))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        exchange.want_body()
+        # The import runs on its own thread: an async upload is answered once its body is in, while it goes on.
+        threading.Thread(target=self._import, args=(job_request, upload), name="import", daemon=True).start()
+        with self.state:
+            self.state.wait_for(lambda: upload.done or upload.body_complete)
+            if route.mode is Mode.ASYNC and not upload.done:
+                # Every byte is here: answer now and finish (convert, resize) in the background.
+                upload.background = True
+                self.processing = True
+                self.state.notify_all()
+        if upload.background:
             log.info("Returning success to caller, continue processing in background")
-            return web.Response(status=200)
-        try:
-            result = await job
-        except Exception as err:  # every failure answers; the pod stays ready for another try
-            return error_response(err)
-        self._succeed(result)
-        return web.Response(status=200)
+            return 200, None
+        with self.state:
+            self.state.wait_for(lambda: upload.done)
+        if not upload.reclaim():
+            raise http.Cut("the pipeline's read of the body did not end")  # the connection is cut unanswered
+        if upload.error is not None:
+            return error_response(upload.error)
+        assert upload.result is not None
+        self._succeed(upload.result)
+        return 200, None
 
-    def _import(self, request: importer.ImportRequest, feed: StreamFeed) -> importer.ImportResult:
+    def _import(self, request: importer.ImportRequest, upload: _Upload) -> None:
+        result: importer.ImportResult | None = None
+        error: BaseException | None = None
         try:
-            result: importer.ImportResult = self._run_import(request)
-            return result
-        finally:
-            feed.close()
+            result = self._run_import(request)
+        except BaseException as err:  # every failure answers; the pod stays ready for another try
+            error = err
+        with self.state:
+            upload.result, upload.error, upload.done = result, error, True
+            background = upload.background
+            self.state.notify_all()
+        if background:
+            self._finish_background(result, error)
 
-    async def _finish_async(self, job: Awaitable[importer.ImportResult]) -> None:
-        try:
-            result = await job
-        except Exception as err:
+    def _finish_background(self, result: importer.ImportResult | None, error: BaseException | None) -> None:
+        if error is not None:
             # As upstream: the server ends with the error and the pod restarts for another upload.
-            log.error("Error during resumed processing: %s", err)
-            self.processing = False
-            self.failure = err
-            self.finished.set()
+            log.error("Error during resumed processing: %s", error)
+            with self.state:
+                self.processing = False
+                self.failure = error
+                self.state.notify_all()
+            self._finish()
             return
-        self.processing = False
+        assert result is not None
+        with self.state:
+            self.processing = False
         self._succeed(result)
 
     def _succeed(self, result: importer.ImportResult) -> None:
-        self.done = True
-        self.result = result
+        with self.state:
+            self.done = True
+            self.result = result
+            self.state.notify_all()
         log.info("Wrote data to %s (%s)", self.config.target.disk_path, result.path)
+        self._finish()
+
+    def _finish(self) -> None:
         self.finished.set()
-
-
-async def _pump(chunks: AsyncIterator[bytes], feed: StreamFeed) -> bool:
-    """Feed the body to the pipeline; True when all of it was delivered. A broken body aborts the feed (the
-    pipeline then fails and its partial output is discarded); a pipeline that stopped reading ends the pump."""
-    try:
-        async for chunk in chunks:
-            await feed.put(chunk)
-    except ConsumerGone:
-        return False
-    except DataPathError as err:
-        feed.abort(err)
-        return False
-    except asyncio.CancelledError:
-        feed.abort(TransientError("the upload was interrupted"))
-        raise
-    except Exception as err:  # the client went away or sent a malformed body
-        log.warning("upload interrupted: %r", err)
-        feed.abort(TransientError(f"the upload was interrupted: {err or type(err).__name__}"))
-        return False
-    feed.finish()
-    return True
-
-
-async def _body(request: web.Request) -> AsyncIterator[bytes]:
-    async for data in request.content.iter_chunked(CHUNK):
-        yield data
-
-
-async def _form_file(request: web.Request) -> AsyncIterator[bytes]:
-    """formReadCloser: the multipart part named `file`; other parts are skipped."""
-    try:
-        reader = await request.multipart()
-    except (ValueError, KeyError, AssertionError) as err:
-        raise PermanentError(f"the request is not a multipart form: {err}") from err
-    while True:
-        part = await reader.next()
-        if part is None:
-            raise PermanentError(f"the form has no {u.FORM_FILE_FIELD!r} field")
-        if isinstance(part, BodyPartReader) and part.name == u.FORM_FILE_FIELD:
-            while True:
-                data = await part.read_chunk(CHUNK)
-                if not data:
-                    return
-                yield data
-        log.info("Ignoring part %s", getattr(part, "name", ""))
-        await part.release()
+        self.on_finish()

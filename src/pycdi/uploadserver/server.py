@@ -1,54 +1,211 @@
-"""Run the upload server until the upload is done (or its background processing failed, or SIGTERM)."""
+"""Run the upload server until the upload is done (or its background processing failed, or SIGTERM): blocking
+sockets, a thread per connection (TLS handshake included), the accept loop on the calling thread."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import os
+import selectors
 import signal
-
-from aiohttp import web
+import socket
+import threading
+import weakref
+from types import FrameType
 
 from ..datapath import importer
+from . import http
 from .app import UploadServer
 from .config import ServerConfig
 
 log = logging.getLogger(__name__)
-#: How long a finished server waits for its last response to be written before closing connections.
+#: How long a finished server waits for the requests in progress (the last answer) before cutting them.
 SHUTDOWN_TIMEOUT = 10.0
-#: Request body buffer: large reads mean fewer pauses of the socket and fewer, larger chunks to hand on.
-READ_BUFFER = 1 << 20
+#: An idle connection (between requests, or before its TLS handshake ends) is closed after this (as aiohttp).
+KEEPALIVE_TIMEOUT = 75.0
 
 
 class Interrupted(Exception):
     """SIGTERM or SIGINT before the upload finished."""
 
 
-async def serve(config: ServerConfig, *, started: asyncio.Event | None = None) -> importer.ImportResult:
-    """Serve until done; returns the import's result, or raises the async processing error or Interrupted."""
+class _Connection:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.busy = False  # inside a request: shutdown waits for it to end
+
+    def cut(self) -> None:
+        """Wake the connection's thread out of a blocking read or write (from another thread)."""
+        try:
+            # socket.socket's own shutdown: SSLSocket.shutdown would drop its TLS state under the reading thread.
+            socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
+
+
+def _close(*fds: int) -> None:
+    for fd in fds:
+        os.close(fd)
+
+
+class Listener:
+    """Accepts connections for an UploadServer and serves each on its own thread until told to stop."""
+
+    def __init__(self, app: UploadServer, address: str, port: int) -> None:
+        self.app = app
+        self._ssl = app.ssl_context()
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        self._sock = socket.create_server((address, port), family=family, backlog=128)
+        self._sock.setblocking(False)
+        self.port: int = self._sock.getsockname()[1]
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        # Closed with the listener, not at shutdown: a late `wake` must never write into a reused descriptor.
+        weakref.finalize(self, _close, self._wake_r, self._wake_w)
+        self._lock = threading.Condition()
+        self._connections: set[_Connection] = set()
+        self._closing = False
+        self.interrupted = False
+        app.on_finish = self.wake
+
+    def wake(self) -> None:
+        """Make `run` look at its state again (safe from signal handlers and other threads)."""
+        try:
+            os.write(self._wake_w, b"\0")
+        except BlockingIOError:
+            pass  # a wake-up is already pending
+
+    def interrupt(self) -> None:
+        self.interrupted = True
+        self.wake()
+
+    def run(self, *, until_finished: bool = True) -> None:
+        """Accept until the upload finished (unless not `until_finished`) or `interrupt`, then shut down (the
+        last answers still go out)."""
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self._sock, selectors.EVENT_READ)
+                selector.register(self._wake_r, selectors.EVENT_READ)
+                while not self.interrupted and not (until_finished and self.app.finished.is_set()):
+                    for key, _ in selector.select():
+                        if key.fileobj is self._sock:
+                            self._accept()
+                        else:
+                            while True:
+                                try:
+                                    if not os.read(self._wake_r, 64):
+                                        break
+                                except BlockingIOError:
+                                    break
+        finally:
+            self.shutdown()
+
+    def _accept(self) -> None:
+        try:
+            sock, _ = self._sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as err:  # out of descriptors and the like: the client may try again
+            log.warning("accept failed: %s", err)
+            return
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        threading.Thread(target=self._serve, args=(sock,), name="connection", daemon=True).start()
+
+    def _serve(self, raw: socket.socket) -> None:
+        raw.settimeout(KEEPALIVE_TIMEOUT)
+        conn = _Connection(raw)
+        with self._lock:
+            if self._closing:
+                raw.close()
+                return
+            self._connections.add(conn)
+        try:
+            sock = raw
+            if self._ssl is not None:
+                sock = self._ssl.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
+                with self._lock:
+                    conn.sock = sock  # what `cut` shuts down from now on (`raw` gave its descriptor away)
+                    if self._closing:
+                        return
+                sock.do_handshake()
+            self._requests(conn, http.Wire(sock))
+        except (OSError, ValueError) as err:  # handshake refused, client gone, idle too long
+            log.debug("connection ended: %r", err)
+        finally:
+            with self._lock:
+                self._connections.discard(conn)
+                conn.busy = False
+                self._lock.notify_all()
+            conn.sock.close()
+
+    def _requests(self, conn: _Connection, wire: http.Wire) -> None:
+        while True:
+            try:
+                request = http.read_request(wire)
+            except http.BadRequest as err:
+                log.warning("bad request: %s", err)
+                wire.send(b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                          b"Content-Length: 11\r\nConnection: close\r\n\r\nBad Request")
+                return
+            if request is None:
+                return
+            with self._lock:
+                if self._closing:
+                    return
+                conn.busy = True
+            # Body reads block without a timeout (as aiohttp's): a stopping server cuts them (`cut`).
+            wire.sock.settimeout(None)
+            exchange = http.Exchange(wire, request)
+            try:
+                self.app.handle(exchange)
+            except (OSError, ValueError):
+                raise
+            except Exception:
+                log.exception("error handling %s %s", request.method, request.path)
+                if not exchange.answered:
+                    exchange.respond(500, "500 Internal Server Error")
+                return
+            if not exchange.answered or not exchange.finish():
+                return
+            wire.sock.settimeout(KEEPALIVE_TIMEOUT)
+            with self._lock:
+                conn.busy = False
+                self._lock.notify_all()
+                if self._closing:
+                    return
+
+    def shutdown(self, timeout: float = SHUTDOWN_TIMEOUT) -> None:
+        """Stop accepting; idle connections close at once, busy ones after their request (or `timeout`)."""
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+            self._sock.close()
+            for conn in self._connections:
+                if not conn.busy:
+                    conn.cut()
+            self._lock.wait_for(lambda: not any(c.busy for c in self._connections), timeout)
+            for conn in self._connections:
+                conn.cut()
+            # The cut requests end (their uploads fail and are cleaned up) before the process goes.
+            self._lock.wait_for(lambda: not self._connections, timeout)
+
+
+def serve(config: ServerConfig) -> importer.ImportResult:
+    """Serve until done; returns the import's result, or raises the async processing error or Interrupted.
+    Call from the main thread: SIGTERM and SIGINT stop the server."""
     server = UploadServer(config)
-    runner = web.AppRunner(server.app(), handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT,
-                           read_bufsize=READ_BUFFER)
-    await runner.setup()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    listener = Listener(server, config.bind_address, config.bind_port)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        listener.interrupt()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        site = web.TCPSite(runner, config.bind_address, config.bind_port, ssl_context=server.ssl_context())
-        await site.start()
-        log.info("Running server on %s:%d", config.bind_address, config.bind_port)
-        if started is not None:
-            started.set()
-        finished = asyncio.create_task(server.finished.wait())
-        stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait({finished, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finished.cancel()
-        stopping.cancel()
+        log.info("Running server on %s:%d", config.bind_address, listener.port)
+        listener.run()
     finally:
-        # Graceful: the handler that finished the upload still writes its answer.
-        await runner.cleanup()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if server.failure is not None:
         raise server.failure
     if server.result is None:

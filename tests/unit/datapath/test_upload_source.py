@@ -1,126 +1,68 @@
-"""The upload source's bridge from an event loop to a reader thread: order, bounded memory, both ends stopping."""
+"""The upload source: a request body read by the pipeline in full buffers, in order, once; a short body fails."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
+import io
 import os
-import threading
 
 import pytest
 
-from pycdi.datapath.errors import PermanentError, TransientError
-from pycdi.datapath.sources.upload import ConsumerGone, StreamFeed, UploadSource
+from pycdi.datapath.errors import TransientError
+from pycdi.datapath.sources.upload import UploadSource
 
 
-async def test_bytes_arrive_in_order_with_bounded_buffering() -> None:
-    loop = asyncio.get_running_loop()
-    feed = StreamFeed(loop, limit=64 << 10)
-    chunks = [os.urandom(n) for n in (1, 10_000, 70_000, 3, 200_000, 65_536)] * 5
-    source = UploadSource(feed, sum(map(len, chunks)))
+def test_bytes_arrive_in_order_and_reads_fill_what_is_asked() -> None:
+    data = os.urandom(3 << 20 | 12345)
+    source = UploadSource(io.BytesIO(data), len(data))
     stream = source.open()
     digest = hashlib.sha256()
-    peak = 0
-
-    def consume() -> None:
-        nonlocal peak
-        while True:
-            peak = max(peak, feed._queued)  # what the producer was allowed to queue
-            data = stream.read(32 << 10)
-            if not data:
-                return
-            assert len(data) <= 32 << 10
-            digest.update(data)
-
-    reader = asyncio.ensure_future(asyncio.to_thread(consume))
-    for chunk in chunks:
-        await feed.put(chunk)
-    feed.finish()
-    await reader
-    assert digest.hexdigest() == hashlib.sha256(b"".join(chunks)).hexdigest()
-    assert stream.count == sum(map(len, chunks))
-    # The producer waits once the limit is reached: at most one chunk beyond it is ever queued.
-    assert peak < (64 << 10) + max(map(len, chunks))
+    sizes = [1, 100, 65536, 1 << 20, 7, -1]
+    got = []
+    i = 0
+    while True:
+        size = sizes[i % len(sizes)]
+        i += 1
+        chunk = stream.read(size)
+        if not chunk:
+            break
+        assert isinstance(chunk, bytes)
+        got.append(len(chunk))
+        digest.update(chunk)
+    assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
+    assert stream.count == len(data)
+    assert got[:6] == [1, 100, 65536, 1 << 20, 7, 1 << 20]  # full reads until the end
 
 
-async def test_a_slow_reader_holds_the_producer_back() -> None:
-    loop = asyncio.get_running_loop()
-    feed = StreamFeed(loop, limit=1 << 20)
-    release = threading.Event()
-    got: list[int] = []
-
-    def consume() -> None:
-        release.wait()
-        while data := feed.read(1 << 20):
-            got.append(len(data))
-
-    reader = asyncio.ensure_future(asyncio.to_thread(consume))
-    await feed.put(bytes(1 << 20))  # fills the buffer
-    blocked = asyncio.ensure_future(feed.put(bytes(1 << 20)))
-    await asyncio.sleep(0)  # let it try: it must wait, the buffer is full
-    assert not blocked.done()
-    release.set()
-    await asyncio.wait_for(blocked, 10)
-    feed.finish()
-    await reader
-    assert sum(got) == 2 << 20
+def test_readinto_fills_the_callers_buffer_in_place() -> None:
+    data = os.urandom(100_000)
+    stream = UploadSource(io.BytesIO(data), len(data)).open()
+    buf = bytearray(64 << 10)
+    assert stream.readinto(memoryview(buf)) == len(buf) and buf == data[:len(buf)]
+    assert stream.readinto(memoryview(buf)) == len(data) - len(buf)
+    assert stream.readinto(memoryview(buf)) == 0
+    assert stream.count == len(data)
 
 
-async def test_a_broken_body_fails_the_reader() -> None:
-    loop = asyncio.get_running_loop()
-    feed = StreamFeed(loop)
-    stream = UploadSource(feed, None).open()
-    await feed.put(b"abc")
-    feed.abort(TransientError("the upload was interrupted"))
-    with pytest.raises(TransientError, match="interrupted"):
-        await asyncio.to_thread(stream.read, 10)
-
-
-async def test_a_short_body_is_an_error_not_an_end() -> None:
-    loop = asyncio.get_running_loop()
-    feed = StreamFeed(loop)
-    stream = UploadSource(feed, 10).open()
-    await feed.put(b"12345")
-    feed.finish()
-    assert await asyncio.to_thread(stream.read, 100) == b"12345"
+def test_a_short_body_is_an_error_not_an_end() -> None:
+    stream = UploadSource(io.BytesIO(b"12345"), 10).open()
     with pytest.raises(TransientError, match="5 of 10 bytes"):
-        await asyncio.to_thread(stream.read, 100)
+        stream.read(100)
 
 
-async def test_a_reader_that_stops_releases_a_waiting_producer() -> None:
-    loop = asyncio.get_running_loop()
-    feed = StreamFeed(loop, limit=10)
-    await feed.put(b"0123456789")
-    waiting = asyncio.ensure_future(feed.put(b"more"))
-    await asyncio.sleep(0)
-    assert not waiting.done()
-    await asyncio.to_thread(UploadSource(feed, None).open().close)
-    with pytest.raises(ConsumerGone):
-        await asyncio.wait_for(waiting, 10)
-    with pytest.raises(ConsumerGone):
-        await feed.put(b"again")
+def test_a_body_of_unknown_length_ends_when_it_ends() -> None:
+    stream = UploadSource(io.BytesIO(b"12345"), None).open()
+    assert stream.read(100) == b"12345"
+    assert stream.read(100) == b""
 
 
 def test_source_reads_once_and_offers_no_ranges() -> None:
-    loop = asyncio.new_event_loop()
-    try:
-        source = UploadSource(StreamFeed(loop), 5, "application/octet-stream")
-        probe = source.probe()
-        assert (probe.size, probe.accepts_ranges, probe.content_type) == (5, False, "application/octet-stream")
-        assert source.ranged() is None
+    body = io.BytesIO(b"12345")
+    source = UploadSource(body, 5, "application/octet-stream")
+    probe = source.probe()
+    assert (probe.size, probe.accepts_ranges, probe.content_type) == (5, False, "application/octet-stream")
+    assert source.ranged() is None
+    source.open().close()
+    assert body.closed  # the server learns that the pipeline stopped reading
+    with pytest.raises(RuntimeError):
         source.open()
-        with pytest.raises(RuntimeError):
-            source.open()
-    finally:
-        loop.close()
-
-
-def test_errors_raised_by_the_producer_reach_the_reader_as_they_are() -> None:
-    loop = asyncio.new_event_loop()
-    try:
-        feed = StreamFeed(loop)
-        feed.abort(PermanentError("the form has no 'file' field"))
-        with pytest.raises(PermanentError, match="'file'"):
-            feed.read()
-    finally:
-        loop.close()

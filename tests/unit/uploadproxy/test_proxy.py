@@ -124,3 +124,37 @@ async def test_cors_as_rs_cors_allow_all(proxy: Proxy) -> None:
     assert status == 401
     async with proxy.session.get(proxy.base + "/healthz") as resp:
         assert "Access-Control-Allow-Origin" not in resp.headers
+
+
+async def test_stop_ends_a_request_waiting_for_its_pvc(proxy: Proxy, client: KubeClient) -> None:
+    """The look-up the request's thread waits for on the event loop is cancelled: the connection closes."""
+    await make_pvc(client, "never", {f"{ANN}upload.target": ""})
+    request = asyncio.ensure_future(proxy.post(f"Bearer {proxy.issuer.upload_token('never', 'default')}"))
+    await asyncio.sleep(0.5)  # the request is waiting on the PVC by now (it waits up to 3 s)
+    start = time.monotonic()
+    await proxy.proxy.stop()
+    assert time.monotonic() - start < 2
+    with pytest.raises(aiohttp.ClientError):  # no answer: the proxy is gone
+        await request
+    assert not proxy.proxy.ready()
+
+
+async def exchange(proxy: Proxy, request: bytes) -> bytes:
+    """One raw request; the whole answer up to the connection's end."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(proxy.base.rsplit(":", 1)[1]))
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+
+
+async def test_malformed_requests_are_refused(proxy: Proxy) -> None:
+    smuggled = b"POST /v1beta1/upload HTTP/1.1\r\nHost: p\r\nX-A: a\nContent-Length: 5\r\n\r\n"
+    both = b"POST /v1beta1/upload HTTP/1.1\r\nHost: p\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+    for request in (smuggled, both, b"GET / HTTP/2.0\r\n\r\n", b"NOT A REQUEST\r\n\r\n"):
+        answer = await exchange(proxy, request)
+        assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n") and b"\r\nConnection: close\r\n" in answer
+    answer = await exchange(proxy, b"GET /v1beta1/nothing-here HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 404 Not Found\r\n") and answer.endswith(b"\r\n\r\n404: Not Found")

@@ -1,120 +1,21 @@
 """The upload server's handling over real mutual TLS, with the real data path (qemu-img) into a temporary volume:
-endpoints, the client certificate, one upload at a time, errors and retries."""
+endpoints, the client certificate, one upload at a time, errors and retries; HTTP framing (chunked bodies,
+100-continue, keep-alive)."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
-import ssl
 import tarfile
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 
-from pycdi.controllers.uploadpod.certs import KeyPair, issue, new_ca
-from pycdi.datapath.target import Target
-from pycdi.uploadserver.app import UploadServer
-from pycdi.uploadserver.config import ServerConfig
-from tests.unit.datapath.conftest import qemu_img, write_pattern_raw
-
-MiB = 1 << 20
-CLIENT = "client.upload-server.cdi.kubevirt.io"
-
-
-@dataclass(frozen=True)
-class Certs:
-    dir: Path
-    server_ca: KeyPair
-    client_ca: KeyPair
-
-    def write(self, name: str, pair: KeyPair) -> tuple[Path, Path]:
-        cert, key = self.dir / f"{name}.crt", self.dir / f"{name}.key"
-        cert.write_bytes(pair.cert_pem)
-        key.write_bytes(pair.key_pem)
-        return cert, key
-
-    def client_context(self, common_name: str | None = CLIENT, ca: KeyPair | None = None) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cadata=self.server_ca.cert_pem.decode())
-        if common_name is not None:
-            cert, key = self.write(f"client-{common_name}", issue(ca or self.client_ca, common_name, client=True))
-            ctx.load_cert_chain(cert, key)
-        return ctx
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    return Certs(tmp_path_factory.mktemp("certs"), new_ca("server-signer"), new_ca("client-signer"))
-
-
-@dataclass
-class Running:
-    server: UploadServer
-    base: str
-    volume: Path
-    session: aiohttp.ClientSession
-
-    async def post(self, path: str, data: object, **kw: object) -> tuple[int, str]:
-        async with self.session.post(self.base + path, data=data, **kw) as resp:  # type: ignore[arg-type]
-            return resp.status, await resp.text()
-
-
-Start = Callable[..., Awaitable[Running]]
-
-
-@pytest.fixture
-async def start(tmp_path: Path, certs: Certs) -> AsyncIterator[Start]:
-    cleanups: list[Callable[[], Awaitable[None]]] = []
-
-    async def run(*, block: bool = False, scratch: bool = True, size: int = 64 * MiB) -> Running:
-        volume = tmp_path / f"volume-{len(cleanups)}"
-        volume.mkdir()
-        device = volume / "block.img"
-        if block:
-            with open(device, "wb") as f:
-                f.truncate(size)
-        scratch_dir = tmp_path / f"scratch-{len(cleanups)}"
-        if scratch:
-            scratch_dir.mkdir()
-        cert, key = certs.write("server", issue(certs.server_ca, "localhost", hosts=["localhost"]))
-        ca = certs.dir / "client-ca.crt"
-        ca.write_bytes(certs.client_ca.cert_pem)
-        config = ServerConfig(
-            target=Target("Block" if block else "Filesystem", str(volume), str(device), image_size=size,
-                          overhead=0.0),
-            scratch_dir=str(scratch_dir) if scratch else None, bind_address="127.0.0.1", bind_port=0,
-            cert_file=str(cert), key_file=str(key), client_ca_file=str(ca))
-        server = UploadServer(config)
-        runner = web.AppRunner(server.app(), access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server.ssl_context()).start()
-        port = runner.addresses[0][1]
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=certs.client_context()))
-
-        async def stop() -> None:
-            await session.close()
-            await runner.cleanup()
-
-        cleanups.append(stop)
-        return Running(server, f"https://localhost:{port}", volume, session)
-
-    yield run
-    for stop in cleanups:
-        await stop()
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-@pytest.fixture
-def raw(tmp_path: Path) -> tuple[Path, bytes]:
-    path = tmp_path / "disk.raw"
-    return path, write_pattern_raw(path, 16 * MiB)
+from pycdi.controllers.uploadpod.certs import new_ca
+from tests.unit.datapath.conftest import qemu_img
+from tests.unit.uploadserver.conftest import CLIENT, Certs, MiB, Running, Start, sha256
 
 
 async def test_raw_upload_streams_into_disk_img_and_the_server_finishes(start: Start, raw: tuple[Path, bytes]
@@ -181,17 +82,16 @@ async def test_a_second_concurrent_upload_is_refused_with_503(start: Start, raw:
 
     first = asyncio.ensure_future(up.post("/v1beta1/upload", slow_body(), headers={"Content-Length": str(len(data))}))
     await sent_first.wait()
-    await asyncio.wait_for(_until(lambda: up.server.uploading), 10)
+    assert await _until(up, lambda: up.server.uploading)
     assert await up.post("/v1beta1/upload", data) == (503, "another upload is in progress")
     hold.set()
     assert await first == (200, "")
     assert sha256((up.volume / "disk.img").read_bytes()[:len(content)]) == sha256(content)
 
 
-async def _until(check: Callable[[], bool]) -> None:
-    """Wait for a state the server reaches on its own loop (this loop): yield until it is there."""
-    while not check():
-        await asyncio.sleep(0)
+async def _until(up: Running, check: Callable[[], bool], timeout: float = 10) -> bool:
+    """Wait for a state the server reaches on its own threads."""
+    return await asyncio.to_thread(up.server.wait_until, check, timeout)
 
 
 async def test_qcow2_goes_through_scratch_and_async_answers_before_processing(
@@ -202,7 +102,7 @@ async def test_qcow2_goes_through_scratch_and_async_answers_before_processing(
     qemu_img("convert", "-f", "raw", "-O", "qcow2", str(path), str(qcow2))
     status, _ = await up.post("/v1beta1/upload-async", qcow2.read_bytes())
     assert status == 200
-    await asyncio.wait_for(up.server.finished.wait(), 60)
+    assert await asyncio.to_thread(up.server.finished.wait, 60)
     assert up.server.failure is None and up.server.result is not None
     assert up.server.result.path == "scratch"
     assert sha256((up.volume / "disk.img").read_bytes()[:len(content)]) == sha256(content)
@@ -307,10 +207,93 @@ async def test_an_interrupted_upload_is_discarded_and_can_be_retried(start: Star
     writer.write(f"POST /v1beta1/upload HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(data)}\r\n\r\n".encode())
     writer.write(data[:len(data) // 2])
     await writer.drain()
-    await asyncio.wait_for(_until(lambda: up.server.uploading), 10)
+    assert await _until(up, lambda: up.server.uploading)
     writer.close()  # the client goes away mid-body
-    await asyncio.wait_for(up.server.idle.wait(), 30)
+    assert await _until(up, lambda: not up.server.uploading, 30) and up.server.idle.is_set()
     assert not up.server.done
     assert not (up.volume / "disk.img").exists()
     assert await up.post("/v1beta1/upload", data) == (200, "")
     assert sha256((up.volume / "disk.img").read_bytes()[:len(content)]) == sha256(content)
+
+
+async def test_a_chunked_body_streams_in(start: Start, raw: tuple[Path, bytes]) -> None:
+    up = await start()
+    path, content = raw
+    data = path.read_bytes()
+
+    async def unsized() -> AsyncIterator[bytes]:  # no Content-Length: the client sends it chunked
+        for offset in range(0, len(data), 3 * MiB + 17):
+            yield data[offset:offset + 3 * MiB + 17]
+
+    assert await up.post("/v1beta1/upload", unsized()) == (200, "")
+    assert sha256((up.volume / "disk.img").read_bytes()[:len(content)]) == sha256(content)
+
+
+async def test_100_continue_and_keep_alive(start: Start, raw: tuple[Path, bytes]) -> None:
+    up = await start()
+    path, content = raw
+    data = path.read_bytes()
+    reader, writer = await up.connect()
+    try:
+        writer.write(f"POST /v1alpha1/upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                     f"Content-Length: {len(data)}\r\n\r\n".encode())
+        assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+        writer.write(data)
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n") and b"Content-Length: 0\r\n" in head
+        assert b"Connection: close" not in head
+        # The same connection takes the next request.
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n") and await reader.readexactly(2) == b"OK"
+    finally:
+        writer.close()
+    assert sha256((up.volume / "disk.img").read_bytes()[:len(content)]) == sha256(content)
+
+
+async def test_a_malformed_request_is_400_and_the_connection_closes(start: Start) -> None:
+    up = await start()
+    for head in (b"NOT A REQUEST\r\n\r\n", b"POST /v1beta1/upload HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+                 b"POST /v1beta1/upload HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"):
+        reader, writer = await up.connect()
+        try:
+            writer.write(head)
+            answer = await reader.read()  # to the end: the server closes
+            assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n"), head
+        finally:
+            writer.close()
+    # A broken chunked body is an interrupted upload: 400, and the server takes the next one.
+    reader, writer = await up.connect()
+    try:
+        writer.write(b"POST /v1beta1/upload HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\ndataXX\r\n")
+        answer = await reader.read()
+        assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n") and b"the upload was interrupted" in answer
+    finally:
+        writer.close()
+    assert not up.server.uploading and not up.server.done
+
+
+async def test_async_form_answers_once_the_whole_body_is_in(start: Start, raw: tuple[Path, bytes],
+                                                             tmp_path: Path) -> None:
+    up = await start()
+    path, content = raw
+    qcow2 = tmp_path / "disk.qcow2"
+    qemu_img("convert", "-f", "raw", "-O", "qcow2", str(path), str(qcow2))
+    form = aiohttp.FormData()
+    form.add_field("file", io.BytesIO(qcow2.read_bytes()), filename="disk.qcow2",
+                   content_type="application/octet-stream")
+    form.add_field("after", "a part after the file is read past")
+    assert await up.post("/v1beta1/upload-form-async", form) == (200, "")
+    assert await asyncio.to_thread(up.server.finished.wait, 60)
+    assert up.server.failure is None and up.server.result is not None and up.server.result.path == "scratch"
+    assert sha256((up.volume / "disk.img").read_bytes()[:len(content)]) == sha256(content)
+
+
+async def test_the_listener_stops_after_a_successful_upload(start: Start, raw: tuple[Path, bytes]) -> None:
+    up = await start(until_finished=True)
+    path, _ = raw
+    assert await up.post("/v1beta1/upload", path.read_bytes()) == (200, "")
+    assert up.server.done
+    with pytest.raises(aiohttp.ClientError):  # nobody listens any more
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=up.certs.client_context())) as fresh:
+            await fresh.get(up.base + "/healthz")

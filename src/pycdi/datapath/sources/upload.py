@@ -1,148 +1,71 @@
-"""The upload source: an HTTP request body handed from the upload server's event loop to the import pipeline's
-thread through a bounded buffer, so the body streams through and is never held whole in memory."""
+"""The upload source: an HTTP request body read by the import pipeline straight from the upload server's
+connection (the server's `BodyReader`), so the body streams through and is never held whole in memory."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections import deque
+from typing import TYPE_CHECKING, Protocol
 
-from ..errors import DataPathError, TransientError
+from ..errors import TransientError
 from .base import Probe
 
-#: Bytes in flight between the request and the pipeline: enough to keep both busy, small next to the image.
-DEFAULT_LIMIT = 8 << 20
+if TYPE_CHECKING:
+    from .http import HttpConfig
+
 NAME = "upload"
+#: What a read without a size asks for.
+CHUNK = 1 << 20
 
 
-class ConsumerGone(Exception):
-    """The pipeline stopped reading (it finished or failed): there is nobody left to feed."""
+class BodyReader(Protocol):
+    """A request body as the server hands it over: `readinto` fills (part of) a buffer, 0 at the end; a broken
+    body raises a DataPathError. `close`: the pipeline stopped reading."""
 
+    def readinto(self, view: memoryview, /) -> int: ...
 
-class StreamFeed:
-    """Bytes from one event loop (the producer, `put`) to one blocking reader (the consumer, `read`).
-
-    The producer waits while `limit` bytes are queued; the consumer blocks until data, the end or an error
-    arrives. Either side may stop: `finish`/`abort` end the stream, `close` tells the producer to stop feeding.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, limit: int = DEFAULT_LIMIT) -> None:
-        self._loop = loop
-        self._limit = limit
-        self._cond = threading.Condition()
-        self._chunks: deque[bytes] = deque()
-        self._head = 0  # bytes of _chunks[0] already read
-        self._queued = 0
-        self._eof = False
-        self._error: DataPathError | None = None
-        self._closed = False
-        self._space = asyncio.Event()
-
-    # ---- producer (the event loop) ----------------------------------------------------------------
-
-    async def put(self, data: bytes) -> None:
-        """Queue `data`, waiting for room; raises ConsumerGone once the reader closed the feed."""
-        if not data:
-            return
-        while True:
-            with self._cond:
-                if self._closed:
-                    raise ConsumerGone()
-                if self._queued < self._limit:
-                    self._chunks.append(data)
-                    self._queued += len(data)
-                    self._cond.notify()
-                    return
-                self._space.clear()
-            await self._space.wait()
-
-    def finish(self) -> None:
-        """The body ended normally: the reader sees EOF once the queue is drained."""
-        with self._cond:
-            self._eof = True
-            self._cond.notify()
-
-    def abort(self, error: DataPathError) -> None:
-        """The body broke (client gone, malformed): the reader's next read raises `error`."""
-        with self._cond:
-            self._error = error
-            self._cond.notify()
-
-    @property
-    def closed(self) -> bool:
-        with self._cond:
-            return self._closed
-
-    # ---- consumer (the pipeline's thread) ---------------------------------------------------------
-
-    def read(self, size: int = -1) -> bytes:
-        """Up to `size` bytes (at least one unless at the end), blocking until some arrive."""
-        with self._cond:
-            while not self._chunks and not self._eof and self._error is None:
-                self._cond.wait()
-            if self._error is not None:
-                raise self._error
-            if not self._chunks:
-                return b""
-            parts: list[bytes] = []
-            got = 0
-            want = size if size > 0 else 1 << 20
-            while self._chunks and got < want:
-                chunk = self._chunks[0]
-                take = min(want - got, len(chunk) - self._head)
-                # Whole chunks are passed on as they are: one copy at most, in the join below.
-                parts.append(chunk if self._head == 0 and take == len(chunk) else
-                             chunk[self._head:self._head + take])
-                got += take
-                self._head += take
-                if self._head == len(chunk):
-                    self._chunks.popleft()
-                    self._head = 0
-            self._queued -= got
-            if self._queued < self._limit:
-                self._wake()
-            return parts[0] if len(parts) == 1 else b"".join(parts)
-
-    def close(self) -> None:
-        """The reader is done: drop what is queued and release a waiting producer."""
-        with self._cond:
-            self._closed = True
-            self._chunks.clear()
-            self._queued = 0
-        self._wake()
-
-    def _wake(self) -> None:
-        """Let a producer waiting for room re-check (from the reader's thread)."""
-        try:
-            self._loop.call_soon_threadsafe(self._space.set)
-        except RuntimeError:
-            pass  # the loop is closed: no producer is waiting on it any more
+    def close(self) -> None: ...
 
 
 class UploadStream:
-    """The body as the pipeline reads it (`SourceStream`): the count and length drive progress."""
+    """The body as the pipeline reads it (`SourceStream`): the count and length drive progress. Reads fill the
+    buffer asked for (or reach the end), so the pipeline's layers above see few, full reads."""
 
-    def __init__(self, feed: StreamFeed, length: int | None) -> None:
-        self._feed = feed
+    def __init__(self, body: BodyReader, length: int | None) -> None:
+        self._body = body
         self.length = length
         self.count = 0
+        self._buf = bytearray()
+
+    def readinto(self, view: memoryview, /) -> int:
+        """Fill `view` from the body in place (the fast path: no bytes object per read)."""
+        size = len(view)
+        n = 0
+        while n < size:
+            got = self._body.readinto(view[n:] if n else view)
+            if not got:
+                break
+            n += got
+        self.count += n
+        if n < size and self.length is not None and self.count < self.length:
+            raise TransientError(f"upload ended after {self.count} of {self.length} bytes")
+        return n
 
     def read(self, size: int = -1, /) -> bytes:
-        data = self._feed.read(size)
-        self.count += len(data)
-        if not data and self.length is not None and self.count < self.length:
-            raise TransientError(f"upload ended after {self.count} of {self.length} bytes")
-        return data
+        want = size if size > 0 else CHUNK
+        if len(self._buf) < want:
+            self._buf = bytearray(want)
+        view = memoryview(self._buf)[:want]
+        n = self.readinto(view)
+        return view[:n].tobytes()
 
     def close(self) -> None:
-        self._feed.close()
+        self._body.close()
 
 
 class UploadSource:
     """One upload request's body as an import `Source`: read once, in order; no ranges, so no nbdkit."""
 
-    def __init__(self, feed: StreamFeed, length: int | None, content_type: str = "") -> None:
-        self._feed = feed
+    def __init__(self, body: BodyReader, length: int | None, content_type: str = "") -> None:
+        self._body = body
         self._length = length
         self._content_type = content_type
         self._opened = False
@@ -158,7 +81,7 @@ class UploadSource:
         if self._opened:
             raise RuntimeError("an upload body can be read only once")
         self._opened = True
-        return UploadStream(self._feed, self._length)
+        return UploadStream(self._body, self._length)
 
-    def ranged(self) -> None:
-        return None
+    def ranged(self) -> HttpConfig | None:
+        return None  # read once, in order: nothing to read by ranges
