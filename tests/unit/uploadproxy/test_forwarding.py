@@ -327,6 +327,19 @@ async def test_stop_ends_an_upload_in_progress(setup: Setup) -> None:
             await setup.proxy.stop()
             assert time.monotonic() - start < 2
             assert await asyncio.to_thread(server.ended.wait, 10)  # the server saw the upload end short
-            assert await asyncio.to_thread(sock.recv, 1024) == b""
+            # Stopping cuts the client off: at most the relay's 502 for the upload it lost gets out first.
+            answer = await asyncio.to_thread(_read_to_end, sock)
+            assert answer == b"" or answer.startswith(b"HTTP/1.1 502 "), answer
         finally:
             sock.close()
+
+
+def _read_to_end(sock: ssl.SSLSocket) -> bytes:
+    """What arrives before the connection ends (a reset, when unread body bytes were left behind, ends it too)."""
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except (ConnectionResetError, ssl.SSLError):
+        pass
+    return data
