@@ -4,8 +4,6 @@ cdi-apiserver's uploadHandler): PS256 JWTs from `cdi-apiserver`, valid 5 minutes
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +12,8 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from pycdi.atomicfile import write_atomic
 
 from ..api import upload as u
 
@@ -146,18 +146,6 @@ class SigningKeys:
     public_key_pem: bytes
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def ensure_signing_keys(directory: Path) -> SigningKeys:
@@ -166,11 +154,11 @@ def ensure_signing_keys(directory: Path) -> SigningKeys:
     private, public = directory / PRIVATE_KEY_FILE, directory / PUBLIC_KEY_FILE
     if not private.exists():
         key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
-        _write(private, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        write_atomic(private, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                           serialization.NoEncryption()), 0o600)
         public.unlink(missing_ok=True)
     if not public.exists():
         loaded = serialization.load_pem_private_key(private.read_bytes(), password=None)
-        _write(public, loaded.public_key().public_bytes(serialization.Encoding.PEM,
+        write_atomic(public, loaded.public_key().public_bytes(serialization.Encoding.PEM,
                                                         serialization.PublicFormat.SubjectPublicKeyInfo), 0o644)
     return SigningKeys(private.read_bytes(), public.read_bytes())

@@ -5,9 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import ipaddress
-import os
 import ssl
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from pycdi.atomicfile import write_atomic
 
 CA_VALIDITY = dt.timedelta(days=3650)
 SERVING_VALIDITY = dt.timedelta(days=365)
@@ -46,19 +46,6 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
-    """Atomically replace `path` so a crash never leaves a half-written key next to a good cert."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
@@ -183,8 +170,8 @@ def ensure_pki(directory: Path, hosts: Sequence[str] = DEFAULT_HOSTS) -> PKI:
 
     if not (ca_cert_path.exists() and ca_key_path.exists()):
         cert_pem, key_pem = _create_ca()
-        _write(ca_key_path, key_pem, 0o600)
-        _write(ca_cert_path, cert_pem, 0o644)
+        write_atomic(ca_key_path, key_pem, 0o600)
+        write_atomic(ca_cert_path, cert_pem, 0o644)
         # A new CA invalidates anything the old one signed.
         server_cert_path.unlink(missing_ok=True)
     ca_cert_pem = ca_cert_path.read_bytes()
@@ -192,16 +179,16 @@ def ensure_pki(directory: Path, hosts: Sequence[str] = DEFAULT_HOSTS) -> PKI:
     if not (server_cert_path.exists() and server_key_path.exists()
             and _serving_cert_usable(server_cert_path.read_bytes(), ca_cert_pem, hosts)):
         cert_pem, key_pem = _sign_serving(ca_cert_pem, ca_key_path.read_bytes(), "pycdi-apiserver", hosts)
-        _write(server_key_path, key_pem, 0o600)
-        _write(server_cert_path, cert_pem, 0o644)
+        write_atomic(server_key_path, key_pem, 0o600)
+        write_atomic(server_cert_path, cert_pem, 0o644)
 
     if not sa_key_path.exists():
         sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        _write(sa_key_path, _key_pem(sa_key), 0o600)
+        write_atomic(sa_key_path, _key_pem(sa_key), 0o600)
         sa_pub_path.unlink(missing_ok=True)
     if not sa_pub_path.exists():
         public = _load_key(sa_key_path.read_bytes()).public_key()
-        _write(sa_pub_path, public.public_bytes(serialization.Encoding.PEM,
+        write_atomic(sa_pub_path, public.public_bytes(serialization.Encoding.PEM,
                                                 serialization.PublicFormat.SubjectPublicKeyInfo), 0o644)
 
     return PKI(directory=directory, ca_cert_pem=ca_cert_pem, ca_cert_path=ca_cert_path,
