@@ -24,6 +24,9 @@ from pathlib import Path
 
 from tests.support.cluster import Cluster
 from tests.support.images import Corpus, corpus, sha256_file
+from tests.support.nginx import children
+
+from .upload_nginx import TlsRelay, nginx_tls_relay
 
 MiB, GiB = 1 << 20, 1 << 30
 VIRTUAL = 2 * GiB
@@ -121,14 +124,15 @@ class Sink:
 
 
 @contextmanager
-def upload_sink(work: Path, pki: Path, dense: bool = False) -> Iterator[Sink]:
-    """bench/upload_sink.py serving TLS with the proxy's own certificate (same key type, same CA)."""
-    kind = "dense" if dense else "sparse"
+def upload_sink(work: Path, pki: Path, dense: bool = False, tls: bool = True) -> Iterator[Sink]:
+    """bench/upload_sink.py serving TLS with the proxy's own certificate (same key type, same CA), or plain
+    HTTP."""
+    kind = ("dense" if dense else "sparse") + ("" if tls else "-plain")
+    tls_args = ["--cert", str(pki / "uploadproxy.crt"), "--key", str(pki / "uploadproxy.key")] if tls else []
     port_file = work / f"sink-{kind}.port"
     out = work / f"sink-{kind}.img"
     proc = subprocess.Popen([sys.executable, "-m", "bench.upload_sink", "--out", str(out), "--port-file",
-                             str(port_file), "--cert", str(pki / "uploadproxy.crt"), "--key",
-                             str(pki / "uploadproxy.key"), *(["--dense"] if dense else [])],
+                             str(port_file), *tls_args, *(["--dense"] if dense else [])],
                             cwd=Path(__file__).parent.parent)
     try:
         deadline = time.monotonic() + 30
@@ -142,15 +146,20 @@ def upload_sink(work: Path, pki: Path, dense: bool = False) -> Iterator[Sink]:
         proc.wait(timeout=30)
 
 
-def curl_into_sink(sink: Sink, image: Path, convert: bool = False) -> Contender:
+def curl_into_sink(sink: Sink, image: Path, convert: bool = False, via: TlsRelay | None = None) -> Contender:
     """`curl -T` into the sink; with `convert`, then `qemu-img convert` of what arrived to raw (what the server
-    must do with a qcow2), fsync'd."""
+    must do with a qcow2), fsync'd; `via` an nginx TLS relay (the floor of a proxy hop)."""
 
     def run(work: Path) -> Run:
         sink_cpu = cpu_seconds(sink.pid)
+        relay_pids = [] if via is None else [via.pid, *children(via.pid)]
+        relay_cpu = sum(cpu_seconds(pid) for pid in relay_pids)
+        port = sink.port if via is None else via.port
         start = time.perf_counter()
-        _, client_cpu = curl("--cacert", str(sink.ca), "-T", str(image), f"https://127.0.0.1:{sink.port}/disk")
+        _, client_cpu = curl("--cacert", str(sink.ca), "-T", str(image), f"https://127.0.0.1:{port}/disk")
         cpu = {"client": client_cpu, "sink": cpu_seconds(sink.pid) - sink_cpu}
+        if via is not None:
+            cpu["nginx"] = sum(cpu_seconds(pid) for pid in relay_pids) - relay_cpu
         output = sink.out
         if convert:
             output = work / "converted.raw"
@@ -423,13 +432,18 @@ def measure(base: Path, images: Corpus) -> tuple[dict[str, float], list[Row]]:
         uploads = Uploads(cluster, up_pid)
         up_before = vm_hwm_mb(up_pid)
         pki = cluster.data_dir / "pki"
-        with upload_sink(work, pki) as sink, upload_sink(work, pki, dense=True) as dense:
+        with upload_sink(work, pki) as sink, upload_sink(work, pki, dense=True) as dense, \
+                upload_sink(work, pki, tls=False) as plain_sink, \
+                nginx_tls_relay(work / "nginx", pki, sink.port) as relay, \
+                nginx_tls_relay(work / "nginx-plain", pki, plain_sink.port, upstream_tls=False) as plain_relay:
             curl_raw = curl_into_sink(sink, raw)
             # Ours with upstream's default CPU limit on the upload server, and with the machine's cores as limit
-            # (what the limit costs), interleaved with the same baselines.
+            # (what the limit costs), interleaved with the same baselines and with the floor of a TLS proxy hop.
             duels["raw"] = duel("raw", {
                 "ours": uploads.through_proxy(raw), "nolimit": uploads.through_proxy(raw, str(os.cpu_count() or 1)),
-                "curl": curl_raw, "curl_dense": curl_into_sink(dense, raw)}, work, sha)
+                "curl": curl_raw, "curl_dense": curl_into_sink(dense, raw),
+                "curl_nginx": curl_into_sink(sink, raw, via=relay),
+                "curl_nginx_plain": curl_into_sink(plain_sink, raw, via=plain_relay)}, work, sha)
             duels["qcow2"] = duel("qcow2", {"ours": uploads.through_proxy(qcow2),
                                             "curl": curl_into_sink(sink, qcow2, convert=True)}, work, sha)
             duels["e2e"] = duel("e2e", {"ours": uploads.image_upload(raw), "curl": curl_raw}, work, sha)
@@ -454,8 +468,15 @@ def measure(base: Path, images: Corpus) -> tuple[dict[str, float], list[Row]]:
                                 "curl -T into a sparse sink", None))
     rows.append(_throughput_row("  same (limited), against a sink writing every byte", raw_duel, "ours", "curl_dense",
                                 "curl -T into a dense sink", None))
+    rows.append(_throughput_row("  floor of a TLS proxy hop: nginx relaying over TLS into the same sink",
+                                raw_duel, "curl_nginx", "curl", "curl -T into a sparse sink", None))
+    rows.append(_throughput_row("  ours (limited) against that floor", raw_duel, "ours", "curl_nginx",
+                                "curl -T through nginx", None))
+    rows.append(_throughput_row("  nginx relaying over plain HTTP into a plain sink (one TLS hop, as in perf.md)",
+                                raw_duel, "curl_nginx_plain", "curl", "curl -T into a sparse sink", None))
     rows.append(Row("  CPU per GiB: ours (curl, proxy, upload server) vs curl + sink",
                     f"{_cpu_text(raw_duel.cpu['nolimit'])} vs {_cpu_text(raw_duel.cpu['curl'])}", "", None))
+    rows.append(Row("  CPU per GiB: curl + sink through nginx", _cpu_text(raw_duel.cpu["curl_nginx"]), "", None))
     rows.append(_throughput_row("qcow2 through the TLS proxy, converted to raw", duels["qcow2"], "ours", "curl",
                                 "curl -T + qemu-img convert", None))
     rows.append(_throughput_row("`pycdi image-upload dv` raw, DataVolume create -> Succeeded", duels["e2e"], "ours",

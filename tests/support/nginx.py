@@ -232,9 +232,9 @@ def nginx_server(workdir: Path, root: Path, *, tls: bool = False, auth: Credenti
             with open(workdir / "stderr.log", "ab") as stderr:
                 proc = subprocess.Popen([NGINX, "-p", str(workdir), "-c", str(conf), "-e",
                                          str(workdir / "error.log")], stdout=subprocess.DEVNULL, stderr=stderr)
-            if _wait_listening(proc, port):
+            if wait_listening(proc, port):
                 break
-            _stop(proc)
+            stop(proc)
             err = (workdir / "error.log").read_text(errors="replace") if (workdir / "error.log").exists() else ""
             if "Address already in use" not in err:
                 raise RuntimeError(f"nginx did not start: {err[-2000:]}")
@@ -246,12 +246,12 @@ def nginx_server(workdir: Path, root: Path, *, tls: bool = False, auth: Credenti
                           _flaky=flaky)
     finally:
         if proc is not None:
-            _stop(proc)
+            stop(proc)
         flaky.shutdown()
         flaky.server_close()
 
 
-def _wait_listening(proc: subprocess.Popen[bytes], port: int) -> bool:
+def wait_listening(proc: subprocess.Popen[bytes], port: int) -> bool:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -264,11 +264,11 @@ def _wait_listening(proc: subprocess.Popen[bytes], port: int) -> bool:
     return False
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop(proc: subprocess.Popen[bytes]) -> None:
     """SIGQUIT (graceful: workers finish their requests), then SIGKILL to the master and its workers by PID."""
     if proc.poll() is not None:
         return
-    workers = _children(proc.pid)
+    workers = children(proc.pid)
     with suppress(ProcessLookupError):
         os.kill(proc.pid, signal.SIGQUIT)
     try:
@@ -280,7 +280,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(STOP_TIMEOUT)
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
     try:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:

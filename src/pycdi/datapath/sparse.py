@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import os
-import queue
 import stat
-import threading
 from collections.abc import Callable
 
 from .formats import Readable, readinto
+from .pipeline import BufferRing, WriteBehind
 
 #: Read size: large sequential writes are what the disk likes.
 CHUNK = 1 << 20
 #: Buffers in flight between the reading thread (network, decompression) and the writer: memory stays at
-#: DEPTH + 1 chunks, and a few are enough to even out the two sides' bursts.
-DEPTH = 4
-#: A durable copy starts the writeback of each this-many bytes behind the write head, so the closing fsync
-#: finds little left to write and the page cache recycles the same pages (fresh ones cost more than the copy).
-WRITEBACK_STEP = 32 << 20
+#: BUFFERS chunks, and a few are enough to even out the two sides' bursts.
+BUFFERS = 5
 #: Hole granularity: zero runs this size and aligned become holes (filesystem blocks are 4 KiB; 64 KiB keeps
 #: the per-block check cheap while losing little sparseness).
 BLOCK = 64 * 1024
@@ -108,10 +104,8 @@ class SparseWriter:
             self._pwrite(view[start:n], base + start)
         self.offset += n
 
-    def write_behind(self, start: int, end: int) -> None:
-        """Start writing [start, end) back now (asynchronously) and let its clean pages go."""
-        if end > start:
-            os.posix_fadvise(self._fd, start, end - start, os.POSIX_FADV_DONTNEED)
+    def fileno(self) -> int:
+        return self._fd
 
     def _pwrite(self, data: memoryview, offset: int) -> None:
         done = 0
@@ -129,91 +123,19 @@ class SparseWriter:
         return end
 
 
-class _ReadAhead:
-    """Fills chunk buffers from a stream in a thread, so reading (socket, decompression) and writing overlap.
+def _read_chunks(reader: Readable) -> Callable[[BufferRing], None]:
+    """The ring's producer: whole chunks from the stream; a short one (maybe empty) is the last."""
 
-    The same DEPTH + 1 buffers circulate between two queues whatever the stream's length: reused buffers
-    stay in the CPU cache and cost no page faults (handing the reader's fresh bytes objects through measured
-    slower here, copy saved or not), and readers that can fill a buffer in place (zstd, xz) do so.
-    """
+    def produce(ring: BufferRing) -> None:
+        offset = 0
+        while (buf := ring.free_buffer()) is not None:
+            n = _fill(reader, memoryview(buf))
+            ring.publish(offset, buf, n)
+            offset += n
+            if n < CHUNK:
+                return
 
-    def __init__(self, reader: Readable) -> None:
-        self._reader = reader
-        self._free: queue.Queue[bytearray] = queue.Queue()
-        self._full: queue.Queue[tuple[bytearray, int] | BaseException] = queue.Queue()
-        self._stop = threading.Event()
-        for _ in range(DEPTH + 1):
-            self._free.put(bytearray(CHUNK))
-        # A daemon: a reader blocked on a dead network must not keep the process alive after a failure.
-        self._thread = threading.Thread(target=self._run, name="sparse-read", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            while True:
-                buf = self._free.get()
-                if self._stop.is_set():
-                    return
-                n = _fill(self._reader, memoryview(buf))
-                self._full.put((buf, n))
-                if n < CHUNK:
-                    return
-        except BaseException as err:  # handed to the writer, which raises it as its own
-            self._full.put(err)
-
-    def next(self) -> tuple[bytearray, int]:
-        item = self._full.get()
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    def release(self, buf: bytearray) -> None:
-        self._free.put(buf)
-
-    def close(self) -> None:
-        """Stop reading; after the last chunk the thread has already ended."""
-        self._stop.set()
-        self._free.put(bytearray(0))  # wakes a thread waiting for a buffer
-
-
-class _WriteBehind:
-    """Starts the writeback of what has been written, in a thread: submitting it can block while the disk is
-    busy, and the copy must not stop for that. Ranges that pile up meanwhile go in one call."""
-
-    def __init__(self, writer: SparseWriter) -> None:
-        self._writer = writer
-        self._cond = threading.Condition()
-        self._target = 0
-        self._done = 0
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="sparse-writeback", daemon=True)
-        self._thread.start()
-
-    def advance(self, offset: int) -> None:
-        with self._cond:
-            if offset - self._target >= WRITEBACK_STEP:
-                self._target = offset
-                self._cond.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while self._target == self._done and not self._closed:
-                    self._cond.wait()
-                if self._closed:
-                    return
-                start, end = self._done, self._target
-            try:
-                self._writer.write_behind(start, end)
-            except OSError:
-                return  # only an optimisation: the closing fsync writes whatever is left
-            self._done = end
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-        self._thread.join()
+    return produce
 
 
 def copy_sparse(
@@ -232,11 +154,11 @@ def copy_sparse(
     """
     with SparseWriter(path, device=device) as writer:
         writer.truncate()
-        feed = _ReadAhead(reader)  # once the target is open: a target that cannot be opened costs no read
-        behind = _WriteBehind(writer) if durable else None
+        # Once the target is open: a target that cannot be opened costs no read.
+        feed = BufferRing(_read_chunks(reader), name="sparse-read", depth=BUFFERS, size=CHUNK)
+        behind = WriteBehind(writer.fileno(), name="sparse-writeback") if durable else None
         try:
-            while True:
-                buf, n = feed.next()
+            for _, buf, n in feed:
                 if n:
                     writer.write_chunk(buf, n)
                 feed.release(buf)
@@ -244,8 +166,6 @@ def copy_sparse(
                     progress(writer.offset)
                 if behind is not None:
                     behind.advance(writer.offset)
-                if n < CHUNK:
-                    break
         finally:
             feed.close()
             if behind is not None:

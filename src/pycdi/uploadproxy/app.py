@@ -15,12 +15,13 @@ from typing import Any, Final, Protocol, TypeVar, cast
 
 from ..api import constants as c
 from ..api import upload as u
+from ..http1 import Headers
 from ..kube.client import KubeClient
 from ..kube.errors import APIStatusError, NotFound
 from ..kube.resources import PERSISTENT_VOLUME_CLAIMS, PODS
 from .backend import BackendUnavailable, client_context, load_material
 from .front import Connections, Front
-from .http1 import Body, Headers, Request, Response
+from .http1 import Body, Request, Response
 from .relay import CertificateError, ClientGone, ProxyError, Target, forward
 
 log = logging.getLogger(__name__)

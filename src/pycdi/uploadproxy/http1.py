@@ -1,85 +1,31 @@
 """The HTTP/1.1 the upload proxy speaks on its channels: request and response heads, bodies framed by
-Content-Length or chunked, and answers."""
+Content-Length or chunked, and answers (the message rules are `pycdi.http1`'s)."""
 
 from __future__ import annotations
 
 import email.utils
-import http
-import re
 import time
-import urllib.parse
 from dataclasses import dataclass, field
-from typing import Final
 
+from ..http1 import (
+    MAX_HEAD,
+    BadMessage,
+    Framing,
+    Headers,
+    chunk_size,
+    header,
+    keep_alive,
+    parse_headers,
+    parse_request_line,
+    parse_status_line,
+    status_line,
+    target_path,
+)
 from .stream import Channel, deadline_after
-
-#: A head larger than this is refused (aiohttp's limits are 8 KiB a line and 32 KiB of headers).
-MAX_HEAD: Final = 64 * 1024
-MAX_HEADERS: Final = 128
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_VERSION = re.compile(r"^HTTP/1\.[01]$")
-_FORBIDDEN = re.compile("[\r\n\x00]")
-_CHUNK_SIZE = re.compile(rb"^([0-9A-Fa-f]{1,15})[ \t]*(?:;.*)?$")
-
-
-class BadMessage(Exception):
-    """A message that cannot be parsed (from a client: 400)."""
 
 
 class IncompleteBody(ConnectionError):
     """The peer closed before the end of the body."""
-
-
-Headers = list[tuple[str, str]]
-
-
-def header(headers: Headers, name: str) -> str | None:
-    """The first value of a header (names compare without case)."""
-    name = name.lower()
-    return next((v for k, v in headers if k.lower() == name), None)
-
-
-def parse_headers(lines: list[str]) -> Headers:
-    headers: Headers = []
-    for line in lines:
-        name, colon, value = line.partition(":")
-        # No space before the colon, no folded line; no bare CR, LF or NUL, which a server the line is passed on
-        # to might read as the end of the line (request smuggling).
-        if not colon or not _TOKEN.match(name) or _FORBIDDEN.search(value):
-            raise BadMessage(f"invalid header line {line[:64]!r}")
-        headers.append((name, value.strip(" \t")))
-    if len(headers) > MAX_HEADERS:
-        raise BadMessage("too many headers")
-    return headers
-
-
-@dataclass
-class Framing:
-    """How a message's body ends: after `length` bytes, with the last chunk, or nothing at all."""
-
-    length: int | None = None
-    chunked: bool = False
-
-    @property
-    def has_body(self) -> bool:
-        return self.chunked or bool(self.length)
-
-    @classmethod
-    def of(cls, headers: Headers) -> Framing:
-        encodings = [v for k, v in headers if k.lower() == "transfer-encoding"]
-        lengths = {v.strip() for k, v in headers if k.lower() == "content-length"}
-        if encodings:
-            if lengths:
-                raise BadMessage("Transfer-Encoding can't be present with Content-Length")
-            codings = [c.strip().lower() for value in encodings for c in value.split(",") if c.strip()]
-            if codings != ["chunked"]:
-                raise BadMessage(f"unsupported Transfer-Encoding {', '.join(encodings)!r}")
-            return cls(chunked=True)
-        if not lengths:
-            return cls()
-        if len(lengths) > 1 or not next(iter(lengths)).isdigit():
-            raise BadMessage("invalid Content-Length")
-        return cls(length=int(next(iter(lengths))))
 
 
 @dataclass
@@ -93,20 +39,14 @@ class Request:
     @property
     def path(self) -> str:
         """The decoded path, without the query (what aiohttp's `request.path` is)."""
-        target = self.target
-        if "://" in target.split("?", 1)[0]:  # absolute form
-            target = urllib.parse.urlsplit(target).path or "/"
-        return urllib.parse.unquote(target.split("?", 1)[0])
+        return target_path(self.target)
 
     def header(self, name: str) -> str | None:
         return header(self.headers, name)
 
     @property
     def keep_alive(self) -> bool:
-        tokens = {t.strip().lower() for t in (self.header("Connection") or "").split(",")}
-        if self.version == "HTTP/1.0":
-            return "keep-alive" in tokens
-        return "close" not in tokens
+        return keep_alive(self.version, self.header("Connection"))
 
     @property
     def expects_continue(self) -> bool:
@@ -185,17 +125,9 @@ class Reader:
         lines = self.read_head(deadline)
         if lines is None:
             return None
-        parts = lines[0].split(" ")
-        if len(parts) != 3 or not _TOKEN.match(parts[0]) or not parts[1]:
-            raise BadMessage(f"invalid request line {lines[0][:64]!r}")
-        method, target, version = parts
-        if not _VERSION.match(version):
-            raise BadMessage(f"unsupported version {version[:16]!r}")
+        method, target, version = parse_request_line(lines[0])
         headers = parse_headers(lines[1:])
-        framing = Framing.of(headers)
-        if framing.chunked and version == "HTTP/1.0":
-            raise BadMessage("chunked body in an HTTP/1.0 request")
-        return Request(method, target, version, headers, framing)
+        return Request(method, target, version, headers, Framing.of(headers, version))
 
 
 class Body:
@@ -237,10 +169,7 @@ class Body:
         return n
 
     def _next_chunk(self) -> int:
-        match = _CHUNK_SIZE.match(self.reader.readline(deadline_after(self._timeout)))
-        if match is None:
-            raise BadMessage("invalid chunk size")
-        size = int(match.group(1), 16)
+        size = chunk_size(self.reader.readline(deadline_after(self._timeout)))
         if size == 0:
             while self.reader.readline(deadline_after(self._timeout)):
                 pass  # trailer fields: not forwarded
@@ -266,11 +195,7 @@ def read_response(reader: Reader, *, head_only: bool, limit: int, deadline: floa
         lines = reader.read_head(deadline)
         if lines is None:
             raise IncompleteBody("the server closed the connection without an answer")
-        version, _, rest = lines[0].partition(" ")
-        code = rest[:3]
-        if not _VERSION.match(version) or not code.isdigit():
-            raise BadMessage(f"invalid status line {lines[0][:64]!r}")
-        status, headers = int(code), parse_headers(lines[1:])
+        status, headers = parse_status_line(lines[0]), parse_headers(lines[1:])
         if not 100 <= status < 200 or status == 101:
             break
     if head_only or status in (204, 304) or status < 200:
@@ -297,14 +222,6 @@ def read_response(reader: Reader, *, head_only: bool, limit: int, deadline: floa
 
 def remaining(deadline: float | None) -> float | None:
     return None if deadline is None else max(0.0, deadline - time.monotonic())
-
-
-def status_line(status: int) -> str:
-    try:
-        reason = http.HTTPStatus(status).phrase
-    except ValueError:
-        reason = "Unknown"
-    return f"HTTP/1.1 {status} {reason}\r\n"
 
 
 def encode_response(response: Response, *, head_only: bool, close: bool) -> bytes:

@@ -13,8 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import Final
 
+from ..http1 import BadMessage
 from .front import Connections
-from .http1 import BadMessage, Body, Reader, Request, Response, read_response
+from .http1 import Body, Reader, Request, Response, read_response
 from .stream import READABLE, Channel, deadline_after, remaining_ms
 
 log = logging.getLogger(__name__)

@@ -9,20 +9,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate
-from http import HTTPStatus
 from typing import cast
-from urllib.parse import unquote, urlsplit
 
-#: Longest request head (line and fields) accepted: a proxy's or a probe's head is far smaller.
-MAX_HEAD = 64 << 10
+from .. import http1 as wire_rules
+
 #: How long an answer given before its request body was read waits for the rest of that body, read and dropped,
 #: before closing (aiohttp's lingering time): a client still sending reads its answer instead of a reset.
 LINGER = 10.0
 _DRAIN = 256 << 10
 
 
-class BadRequest(Exception):
-    """A malformed request head or chunked body: answered 400, then the connection is closed."""
+#: A malformed request head or chunked body: answered 400, then the connection is closed.
+BadRequest = wire_rules.BadMessage
 
 
 class Cut(ConnectionError):
@@ -37,7 +35,7 @@ class Wire:
         self.sock = sock
         #: TLS reads called straight (`SSLSocket.read(n, buffer)`): recv_into is one more Python call per record.
         self.ssl_read = cast(Callable[[int, memoryview], int], sock.read) if isinstance(sock, ssl.SSLSocket) else None
-        self._buf = bytearray(MAX_HEAD)
+        self._buf = bytearray(wire_rules.MAX_HEAD)
         self._view = memoryview(self._buf)
         self._start = 0
         self._end = 0
@@ -132,11 +130,7 @@ class Body:
     def _next_chunk(self) -> None:
         if self._in_chunk and self._wire.read_until(b"\r\n") != b"":
             raise BadRequest("a chunk of the body does not end with CRLF")
-        line = self._wire.read_until(b"\r\n") or b""
-        size_text = line.split(b";", 1)[0].strip()
-        if not size_text or size_text.strip(b"0123456789abcdefABCDEF"):
-            raise BadRequest(f"invalid chunk size {size_text[:20]!r}")
-        size = int(size_text, 16)
+        size = wire_rules.chunk_size(self._wire.read_until(b"\r\n") or b"")
         self._in_chunk = True
         self._left = size
         if size == 0:
@@ -181,8 +175,7 @@ class Request:
 
     @property
     def keep_alive(self) -> bool:
-        tokens = {t.strip().lower() for t in self.headers.get("connection", "").split(",")}
-        return "keep-alive" in tokens if self.version == "HTTP/1.0" else "close" not in tokens
+        return wire_rules.keep_alive(self.version, self.headers.get("connection"))
 
 
 def read_request(wire: Wire) -> Request | None:
@@ -193,32 +186,15 @@ def read_request(wire: Wire) -> Request | None:
     if head is None:
         return None
     lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ")
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1.") or not parts[0].isalpha():
-        raise BadRequest(f"invalid request line {lines[0][:100]!r}")
-    method, target, version = parts
+    method, target, version = wire_rules.parse_request_line(lines[0])
+    fields = wire_rules.parse_headers(lines[1:])
+    framing = wire_rules.Framing.of(fields, version)
     headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip() or " " in name:
-            raise BadRequest(f"invalid header line {line[:100]!r}")
-        key, value = name.lower(), value.strip(" \t")
+    for name, value in fields:
+        key = name.lower()
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
-    chunked = False
-    length: int | None = None
-    if "transfer-encoding" in headers:
-        if headers["transfer-encoding"].strip().lower() != "chunked":
-            raise BadRequest(f"unsupported Transfer-Encoding {headers['transfer-encoding'][:40]!r}")
-        if "content-length" in headers:
-            raise BadRequest("Content-Length and Transfer-Encoding together")
-        chunked = True
-    elif "content-length" in headers:
-        text = headers["content-length"].strip()
-        if not text.isdigit() or not text.isascii():
-            raise BadRequest(f"invalid Content-Length {text[:40]!r}")
-        length = int(text)
-    path = unquote(urlsplit(target).path) if target != "*" else target
-    return Request(method, path, version, headers, Body(wire, length, chunked))
+    return Request(method, wire_rules.target_path(target), version, headers,
+                   Body(wire, framing.length, framing.chunked))
 
 
 class Exchange:
@@ -243,7 +219,7 @@ class Exchange:
         body = self.request.body
         close = not self.request.keep_alive or not body.done
         payload = text.encode() if text is not None else b""
-        lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}", f"Date: {formatdate(usegmt=True)}"]
+        lines = [wire_rules.status_line(status).rstrip("\r\n"), f"Date: {formatdate(usegmt=True)}"]
         if text is not None:
             lines.append("Content-Type: text/plain; charset=utf-8")
         lines.append(f"Content-Length: {len(payload)}")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pycdi.datapath import sparse
+from pycdi.datapath import pipeline, sparse
 from pycdi.datapath.errors import TransientError
 
 from .conftest import MiB, allocated
@@ -26,7 +26,7 @@ def patterned(size: int) -> bytes:
 
 @pytest.mark.parametrize("durable", [True, False])
 def test_long_copy_is_exact_and_sparse(tmp_path: Path, durable: bool) -> None:
-    content = patterned(sparse.WRITEBACK_STEP * 3 + 12345)  # several writebacks, a short last chunk
+    content = patterned(pipeline.WRITEBACK_STEP * 3 + 12345)  # several writebacks, a short last chunk
     out = tmp_path / "out.img"
     seen: list[int] = []
     assert sparse.copy_sparse(io.BytesIO(content), str(out), progress=seen.append, durable=durable) == len(content)

@@ -106,12 +106,38 @@ class ImportReconciler:
 
     # ---- reconcile ----------------------------------------------------------------------------------
 
+    # ---- what the upload controller does differently ------------------------------------------------
+
+    #: The claim annotation naming the worker pod, the pod's kind in the log, the event when the claim is in use.
+    POD_ANNOTATION = c.ANN_IMPORT_POD
+    WORKER = "importer"
+    IN_USE_EVENT = EVENT_TARGET_IN_USE
+
+    def _is_mine(self, pvc: dict[str, Any]) -> bool:
+        return is_import_pvc(pvc)
+
+    def _pod_name(self, pvc: dict[str, Any]) -> str:
+        return podspec.import_pod_name(pvc)
+
+    def _should_handle(self, pvc: dict[str, Any]) -> bool:
+        return should_handle(pvc, self._config())
+
+    def _needs_scratch(self, pvc: dict[str, Any]) -> bool:
+        return podspec.requires_scratch(pvc)
+
+    async def _new_pod(self, pvc: dict[str, Any], scratch: str | None) -> dict[str, Any]:
+        """Create the worker pod (AlreadyExists: the previous one is still terminating)."""
+        return await self.client.create(PODS, podspec.importer_pod(pvc, self._config(), self.options.pod,
+                                                                   scratch=scratch))
+
+    # ---- reconcile ----------------------------------------------------------------------------------
+
     async def reconcile(self, request: Request) -> Result:
         pvc = self._pvc(request)
-        if pvc is None or not is_import_pvc(pvc):
+        if pvc is None or not self._is_mine(pvc):
             return Result()
         ann: dict[str, str] = pvc["metadata"].get("annotations") or {}
-        pod = self.pods.get(podspec.import_pod_name(pvc), request.namespace)
+        pod = self.pods.get(self._pod_name(pvc), request.namespace)
         if pod is not None and not controlled_by(pod, pvc):
             log.warning("pod %s/%s is not controlled by PVC %s; leaving it alone", request.namespace,
                         pod["metadata"]["name"], request.name)
@@ -130,7 +156,7 @@ class ImportReconciler:
             if pod is not None:
                 await self._delete_pod(pod)
             return Result()
-        if not should_handle(pvc, self._config()):
+        if not self._should_handle(pvc):
             return Result()
         if pod is None:
             return await self._create_pod(request)
@@ -139,32 +165,33 @@ class ImportReconciler:
         return await self._update_from_pod(pvc, pod)
 
     async def _create_pod(self, request: Request) -> Result:
-        # Read past the cache: a pod is made only for an import that is really unfinished.
+        # Read past the cache: a pod is made only for a claim that is really unfinished.
         try:
             pvc = await self.client.get(PERSISTENT_VOLUME_CLAIMS, request.name, request.namespace)
         except NotFound:
             return Result()
         ann: dict[str, str] = pvc["metadata"].get("annotations") or {}
         if pvc["metadata"].get("deletionTimestamp") or ann.get(c.ANN_POD_PHASE) == "Succeeded" or \
-                ann.get(c.ANN_IMPORT_FATAL_ERROR) == "true" or not should_handle(pvc, self._config()):
+                ann.get(c.ANN_IMPORT_FATAL_ERROR) == "true" or not self._is_mine(pvc) or \
+                not self._should_handle(pvc):
             return Result()
         users = self._pods_using(pvc)
         if users:
             for user in users:
-                await self.recorder.warning(pvc, EVENT_TARGET_IN_USE, f"pod {request.namespace}/"
+                await self.recorder.warning(pvc, self.IN_USE_EVENT, f"pod {request.namespace}/"
                                             f"{user['metadata']['name']} using PersistentVolumeClaim {request.name}")
             return Result(requeue_after=IN_USE_RECHECK)
-        name = podspec.import_pod_name(pvc)
+        name = self._pod_name(pvc)
         labels = pvc["metadata"].get("labels") or {}
-        if ann.get(c.ANN_IMPORT_POD) != name or labels.get("app") != podspec.APP_LABELS["app"]:
-            pvc = await self._patch(pvc, {c.ANN_IMPORT_POD: name}, podspec.APP_LABELS)
-        config = self._config()
-        scratch = podspec.scratch_name(pvc) if podspec.requires_scratch(pvc) else None
+        if ann.get(self.POD_ANNOTATION) != name or labels.get("app") != podspec.APP_LABELS["app"]:
+            pvc = await self._patch(pvc, {self.POD_ANNOTATION: name}, podspec.APP_LABELS)
+        scratch = podspec.scratch_name(pvc) if self._needs_scratch(pvc) else None
         try:
-            pod = await self.client.create(PODS, podspec.importer_pod(pvc, config, self.options.pod, scratch=scratch))
+            pod = await self._new_pod(pvc, scratch)
         except AlreadyExists:
             return Result(requeue_after=RECHECK_INTERVAL)  # the previous pod is still terminating
-        log.info("created importer pod %s/%s%s", request.namespace, name, " with scratch space" if scratch else "")
+        log.info("created %s pod %s/%s%s", self.WORKER, request.namespace, name,
+                 " with scratch space" if scratch else "")
         if scratch:
             updates = await self._ensure_scratch(pvc, pod)
             if updates:
@@ -236,10 +263,10 @@ class ImportReconciler:
     def _pods_using(self, pvc: dict[str, Any]) -> list[dict[str, Any]]:
         """GetPodsUsingPVCs: other unfinished pods of the namespace mounting the claim."""
         name, namespace = pvc["metadata"]["name"], pvc["metadata"]["namespace"]
-        importer = podspec.import_pod_name(pvc)
+        own = self._pod_name(pvc)
         users = []
         for pod in self.pods.list(namespace):
-            if pod["metadata"]["name"] == importer or (pod.get("status") or {}).get("phase") in ("Succeeded",
+            if pod["metadata"]["name"] == own or (pod.get("status") or {}).get("phase") in ("Succeeded",
                                                                                               "Failed"):
                 continue
             claims = {(v.get("persistentVolumeClaim") or {}).get("claimName")

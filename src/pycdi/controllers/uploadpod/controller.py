@@ -15,12 +15,12 @@ from typing import Any
 from ...api import constants as c
 from ...api import upload as u
 from ...kube.client import KubeClient
-from ...kube.errors import AlreadyExists, NotFound
+from ...kube.errors import AlreadyExists
 from ...kube.events import EventRecorder
 from ...kube.resources import CDI_CONFIGS, PERSISTENT_VOLUME_CLAIMS, PODS, SECRETS
 from ..importpod import ImportOptions, ImportReconciler
 from ..importpod import podspec as ip
-from ..importpod.controller import RECHECK_INTERVAL, controlled_by, should_handle
+from ..importpod.controller import should_handle
 from ..importpod.state import DEFAULT_RETRY_LIMIT, Outcome, observe
 from ..runtime import Controller, Informer, Manager, Request, Result
 from . import podspec
@@ -33,7 +33,6 @@ NAME = "upload-controller"
 EVENT_UPLOAD_SUCCEEDED = "UploadSucceeded"
 EVENT_UPLOAD_FAILED = "UploadFailed"
 EVENT_TARGET_IN_USE = "UploadTargetInUse"
-IN_USE_RECHECK = 5.0
 #: A started server not answering yet is probed again this soon.
 READY_RECHECK = 0.5
 
@@ -55,6 +54,10 @@ def pod_ready(pod: dict[str, Any]) -> bool:
 
 
 class UploadReconciler(ImportReconciler):
+    POD_ANNOTATION = u.ANN_UPLOAD_POD
+    WORKER = "upload"
+    IN_USE_EVENT = EVENT_TARGET_IN_USE
+
     def __init__(self, client: KubeClient, pvcs: Informer, pods: Informer, configs: Informer,
                  options: UploadOptions) -> None:
         super().__init__(client, pvcs, pods, configs, ImportOptions(pod=options.pod, retry_limit=options.retry_limit,
@@ -64,76 +67,30 @@ class UploadReconciler(ImportReconciler):
         self.recorder = EventRecorder(client, NAME)
         self._probe_context: ssl.SSLContext | None = None
 
-    async def reconcile(self, request: Request) -> Result:
-        pvc = self._pvc(request)
-        if pvc is None or not podspec.is_upload_pvc(pvc):
-            return Result()
-        ann: dict[str, str] = pvc["metadata"].get("annotations") or {}
-        pod = self.pods.get(podspec.upload_pod_name(pvc), request.namespace)
-        if pod is not None and not controlled_by(pod, pvc):
-            log.warning("pod %s/%s is not controlled by PVC %s; leaving it alone", request.namespace,
-                        pod["metadata"]["name"], request.name)
-            return Result()
-        if pvc["metadata"].get("deletionTimestamp"):
-            if pod is not None:
-                await self._delete_pod(pod)
-            return Result()
-        if ann.get(c.ANN_POD_PHASE) == "Succeeded":
-            if pod is not None and ann.get(c.ANN_POD_RETAIN_AFTER_COMPLETION) != "true":
-                await self._delete_pod(pod)
-            await self._delete_scratch(pvc)
-            return Result()
-        if ann.get(c.ANN_IMPORT_FATAL_ERROR) == "true":
-            if pod is not None:
-                await self._delete_pod(pod)
-            return Result()
-        if not should_handle(pvc):
-            return Result()
-        if pod is None:
-            return await self._create_pod(request)
-        if pod["metadata"].get("deletionTimestamp"):
-            return Result(requeue_after=RECHECK_INTERVAL)
-        return await self._update_from_pod(pvc, pod)
+    def _is_mine(self, pvc: dict[str, Any]) -> bool:
+        return podspec.is_upload_pvc(pvc)
 
-    async def _create_pod(self, request: Request) -> Result:
-        try:
-            pvc = await self.client.get(PERSISTENT_VOLUME_CLAIMS, request.name, request.namespace)
-        except NotFound:
-            return Result()
-        ann: dict[str, str] = pvc["metadata"].get("annotations") or {}
-        if pvc["metadata"].get("deletionTimestamp") or ann.get(c.ANN_POD_PHASE) == "Succeeded" or \
-                ann.get(c.ANN_IMPORT_FATAL_ERROR) == "true" or not podspec.is_upload_pvc(pvc) or \
-                not should_handle(pvc):
-            return Result()
-        users = self._pods_using(pvc)
-        if users:
-            for user in users:
-                await self.recorder.warning(pvc, EVENT_TARGET_IN_USE, f"pod {request.namespace}/"
-                                            f"{user['metadata']['name']} using PersistentVolumeClaim {request.name}")
-            return Result(requeue_after=IN_USE_RECHECK)
-        name = podspec.upload_pod_name(pvc)
-        labels = pvc["metadata"].get("labels") or {}
-        if ann.get(u.ANN_UPLOAD_POD) != name or labels.get("app") != ip.APP_LABELS["app"]:
-            pvc = await self._patch(pvc, {u.ANN_UPLOAD_POD: name}, ip.APP_LABELS)
+    def _pod_name(self, pvc: dict[str, Any]) -> str:
+        return podspec.upload_pod_name(pvc)
+
+    def _should_handle(self, pvc: dict[str, Any]) -> bool:
+        return should_handle(pvc)
+
+    def _needs_scratch(self, pvc: dict[str, Any]) -> bool:
+        return podspec.needs_scratch(pvc)
+
+    async def _new_pod(self, pvc: dict[str, Any], scratch: str | None) -> dict[str, Any]:
+        """The upload pod, then its serving certificate in a Secret the pod owns."""
         pki = await self.certs.ensure()
-        scratch = ip.scratch_name(pvc) if podspec.needs_scratch(pvc) else None
-        try:
-            pod = await self.client.create(PODS, podspec.upload_pod(pvc, self._config(), self.options.pod,
-                                                                    scratch=scratch))
-        except AlreadyExists:
-            return Result(requeue_after=RECHECK_INTERVAL)  # the previous pod is still terminating
-        server = self.certs.server_cert(pki, name, request.namespace)
+        pod = await self.client.create(PODS, podspec.upload_pod(pvc, self._config(), self.options.pod,
+                                                                scratch=scratch))
+        server = self.certs.server_cert(pki, pod["metadata"]["name"], pod["metadata"]["namespace"])
         try:
             await self.client.create(SECRETS, podspec.pod_secret(pod, server, pki.client_ca.cert_pem))
         except AlreadyExists:
             # Left by an earlier pod of that name: its owner is gone, so make it this pod's.
             await self.client.update(SECRETS, podspec.pod_secret(pod, server, pki.client_ca.cert_pem))
-        log.info("created upload pod %s/%s%s", request.namespace, name, " with scratch space" if scratch else "")
-        if scratch:
-            updates = await self._ensure_scratch(pvc, pod)
-            if updates:
-                await self._patch(pvc, updates)
-        return Result(requeue_after=RECHECK_INTERVAL)
+        return pod
 
     async def _update_from_pod(self, pvc: dict[str, Any], pod: dict[str, Any]) -> Result:
         before: dict[str, str] = dict(pvc["metadata"].get("annotations") or {})
@@ -184,20 +141,6 @@ class UploadReconciler(ImportReconciler):
             await self.recorder.warning(pvc, EVENT_UPLOAD_FAILED, message)
         elif outcome == Outcome.RETRYING and ann.get(c.ANN_POD_RESTARTS) != before.get(c.ANN_POD_RESTARTS):
             await self.recorder.warning(pvc, EVENT_UPLOAD_FAILED, message)
-
-    def _pods_using(self, pvc: dict[str, Any]) -> list[dict[str, Any]]:
-        """Other unfinished pods of the namespace mounting the claim."""
-        name, namespace = pvc["metadata"]["name"], pvc["metadata"]["namespace"]
-        own = podspec.upload_pod_name(pvc)
-        users = []
-        for pod in self.pods.list(namespace):
-            if pod["metadata"]["name"] == own or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-                continue
-            claims = {(v.get("persistentVolumeClaim") or {}).get("claimName")
-                      for v in (pod.get("spec") or {}).get("volumes") or []}
-            if name in claims:
-                users.append(pod)
-        return users
 
 
 def add_to_manager(manager: Manager, options: UploadOptions | None = None) -> Controller:

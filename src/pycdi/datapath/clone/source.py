@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import socket
 import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
+from ..pipeline import BufferRing
 from . import protocol as p
 from . import tls
 from .extents import Extents, open_volume
@@ -29,8 +28,8 @@ log = logging.getLogger(__name__)
 #: check cheap, as the importer's sparse writer does).
 ZERO_BLOCK = 64 << 10
 _ZEROS = bytes(ZERO_BLOCK)
-#: Buffers between the reading thread and the sender.
-DEPTH = 3
+#: Frame buffers between the reading thread and the sender.
+BUFFERS = 3
 CONNECT_TIMEOUT = 120.0
 
 Progress = Callable[[float], None]
@@ -83,50 +82,24 @@ def _chunks(volume: Extents) -> Iterator[tuple[int, int]]:
             start += n
 
 
-class _ReadAhead:
-    def __init__(self, volume: Extents) -> None:
-        self.volume = volume
-        self.free: queue.Queue[bytearray] = queue.Queue()
-        self.full: queue.Queue[tuple[int, bytearray, int] | BaseException | None] = queue.Queue()
-        self.stop = threading.Event()
-        for _ in range(DEPTH):
-            self.free.put(bytearray(p.MAX_FRAME))
-        self.thread = threading.Thread(target=self._run, name="clone-read", daemon=True)
-        self.thread.start()
+def _read_volume(volume: Extents) -> Callable[[BufferRing], None]:
+    """The ring's producer: the volume's data ranges, a frame at a time."""
 
-    def _run(self) -> None:
-        try:
-            for offset, length in _chunks(self.volume):
-                buf = self.free.get()
-                if self.stop.is_set():
-                    return
-                view = memoryview(buf)[:length]
-                got = 0
-                while got < length:
-                    n = os.preadv(self.volume.read_fd, [view[got:]], self.volume.read_base + offset + got)
-                    if n == 0:
-                        raise OSError(f"the source ended at {offset + got}, before its size {self.volume.size}")
-                    got += n
-                self.full.put((offset, buf, length))
-            self.full.put(None)
-        except BaseException as e:
-            self.full.put(e)
-
-    def __iter__(self) -> Iterator[tuple[int, bytearray, int]]:
-        while True:
-            item = self.full.get()
-            if item is None:
+    def produce(ring: BufferRing) -> None:
+        for offset, length in _chunks(volume):
+            buf = ring.free_buffer()
+            if buf is None:
                 return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+            view = memoryview(buf)[:length]
+            got = 0
+            while got < length:
+                n = os.preadv(volume.read_fd, [view[got:]], volume.read_base + offset + got)
+                if n == 0:
+                    raise OSError(f"the source ended at {offset + got}, before its size {volume.size}")
+                got += n
+            ring.publish(offset, buf, length)
 
-    def release(self, buf: bytearray) -> None:
-        self.free.put(buf)
-
-    def close(self) -> None:
-        self.stop.set()
-        self.free.put(bytearray(0))
+    return produce
 
 
 def _send_data(sock: socket.socket, offset: int, buf: bytearray, n: int) -> int:
@@ -155,7 +128,7 @@ def _send_data(sock: socket.socket, offset: int, buf: bytearray, n: int) -> int:
 
 
 def _send_image(sock: socket.socket, volume: Extents, progress: Progress) -> int:
-    reader = _ReadAhead(volume)
+    reader = BufferRing(_read_volume(volume), name="clone-read", depth=BUFFERS, size=p.MAX_FRAME)
     sent = 0
     try:
         for offset, buf, n in reader:

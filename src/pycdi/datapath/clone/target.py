@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import socket
 import ssl
 import subprocess
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO
 
+from ..pipeline import BufferRing, WriteBehind
 from . import protocol as p
 from . import tls
 from .extents import Extents, open_volume
@@ -27,11 +26,9 @@ from .zero import zero_range
 
 log = logging.getLogger(__name__)
 
-#: Start the writeback of each this-many bytes behind the write head (the closing fsync then finds little left).
-WRITEBACK_STEP = 32 << 20
 ACCEPT_BACKLOG = 4
 #: Frame buffers between the receiving thread and the writer.
-DEPTH = 3
+BUFFERS = 3
 #: How long a peer may take to finish the TLS handshake and send its greeting, secret and header: the source
 #: sends them at once; a peer that connects and stays silent must not hold the only session slot.
 HELLO_TIMEOUT = 60.0
@@ -59,45 +56,6 @@ class TargetResult:
     preallocation_applied: bool
 
 
-class _WriteBehind:
-    """Asks the kernel, in a thread, to write back and drop what is behind the write head."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.done = 0
-        self.wanted = 0
-        self.cond = threading.Condition()
-        self.closed = False
-        self.thread = threading.Thread(target=self._run, name="clone-writeback", daemon=True)
-        self.thread.start()
-
-    def advance(self, offset: int) -> None:
-        if offset - self.wanted >= WRITEBACK_STEP:
-            with self.cond:
-                self.wanted = offset
-                self.cond.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self.cond:
-                while self.wanted <= self.done and not self.closed:
-                    self.cond.wait()
-                if self.closed:
-                    return
-                start, end = self.done, self.wanted
-            try:
-                os.posix_fadvise(self.fd, start, end - start, os.POSIX_FADV_DONTNEED)
-            except OSError:
-                return  # only an optimisation
-            self.done = end
-
-    def close(self) -> None:
-        with self.cond:
-            self.closed = True
-            self.cond.notify()
-        self.thread.join()
-
-
 def _open_image(config: TargetConfig) -> Extents:
     if not config.block:
         # A fresh, empty file: every range no frame covers stays a hole.
@@ -108,66 +66,37 @@ def _open_image(config: TargetConfig) -> Extents:
     return open_volume(config.destination, write=True)
 
 
-class _Receiver:
-    """Reads frames into a few buffers in a thread, so receiving the next frame overlaps writing this one."""
+def _receive_frames(lines: p.Lines, size: int) -> Callable[[BufferRing], None]:
+    """The ring's producer: frames off the wire, in order and within the volume, until the end mark."""
 
-    def __init__(self, lines: p.Lines, size: int) -> None:
-        self.lines = lines
-        self.size = size
-        self.free: queue.Queue[bytearray] = queue.Queue()
-        self.full: queue.Queue[tuple[int, bytearray, int] | BaseException | None] = queue.Queue()
-        self.stop = threading.Event()
-        for _ in range(DEPTH):
-            self.free.put(bytearray(p.MAX_FRAME))
-        self.thread = threading.Thread(target=self._run, name="clone-receive", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
+    def produce(ring: BufferRing) -> None:
         head = bytearray(p.FRAME.size)
         expected = 0
-        try:
-            while True:
-                self.lines.exact(memoryview(head))
-                offset, length = p.FRAME.unpack(head)
-                if offset == p.END:
-                    self.full.put(None)
-                    return
-                if length > p.MAX_FRAME or offset < expected or offset + length > self.size:
-                    raise p.ProtocolError(f"frame [{offset}, +{length}) out of order or beyond {self.size}")
-                buf = self.free.get()
-                if self.stop.is_set():
-                    return
-                self.lines.exact(memoryview(buf)[:length])
-                self.full.put((offset, buf, length))
-                expected = offset + length
-        except BaseException as e:  # handed to the writer, which raises it
-            self.full.put(e)
-
-    def frames(self) -> Iterator[tuple[int, bytearray, int]]:
         while True:
-            item = self.full.get()
-            if item is None:
+            lines.exact(memoryview(head))
+            offset, length = p.FRAME.unpack(head)
+            if offset == p.END:
                 return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+            if length > p.MAX_FRAME or offset < expected or offset + length > size:
+                raise p.ProtocolError(f"frame [{offset}, +{length}) out of order or beyond {size}")
+            buf = ring.free_buffer()
+            if buf is None:
+                return
+            lines.exact(memoryview(buf)[:length])
+            ring.publish(offset, buf, length)
+            expected = offset + length
 
-    def release(self, buf: bytearray) -> None:
-        self.free.put(buf)
-
-    def close(self) -> None:
-        self.stop.set()
-        self.free.put(bytearray(0))
-        self.thread.join(5)
+    return produce
 
 
 def _receive_image(lines: p.Lines, config: TargetConfig, header: p.Header, volume: Extents) -> TargetResult:
     expected = 0  # where the next frame would start if there were no holes
     written = 0
-    receiver = _Receiver(lines, header.size)
-    behind = _WriteBehind(volume.fd)
+    receiver = BufferRing(_receive_frames(lines, header.size), name="clone-receive", depth=BUFFERS,
+                          size=p.MAX_FRAME)
+    behind = WriteBehind(volume.fd, name="clone-writeback")
     try:
-        for offset, buf, length in receiver.frames():
+        for offset, buf, length in receiver:
             if config.block and offset > expected:
                 zero_range(volume, expected, offset - expected)
             chunk = memoryview(buf)[:length]
@@ -179,7 +108,7 @@ def _receive_image(lines: p.Lines, config: TargetConfig, header: p.Header, volum
             expected = offset + length
             behind.advance(expected)
     finally:
-        receiver.close()
+        receiver.close(wait=5)
         behind.close()
     if config.block:
         zero_range(volume, expected, header.size - expected)
