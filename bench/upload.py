@@ -2,9 +2,8 @@
 upload server, against `curl -T` of the same file into a loopback TLS sink that writes it sparsely and fsyncs it
 (bench/upload_sink.py), and against nginx relaying the same upload over TLS (and over plain HTTP) into the sink,
 the floor of a proxy hop (bench/upload_nginx.py); `pycdi image-upload` end to end (DataVolume created, uploaded,
-Succeeded); the peak RSS
-of the proxy's process and of the upload server; the CPU time each side spends (steadier than wall time on a
-shared 2-core machine). Throughput ratios: baseline seconds / ours, median over the rounds."""
+Succeeded); the peak RSS of the proxy's process and of the upload server; the CPU time each side spends (steadier
+than wall time on a shared 2-core machine). Throughput ratios: baseline seconds / ours, median over the rounds."""
 
 from __future__ import annotations
 
