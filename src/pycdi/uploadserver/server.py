@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT = 10.0
 #: An idle connection (between requests, or before its TLS handshake ends) is closed after this (as aiohttp).
 KEEPALIVE_TIMEOUT = 75.0
+#: A request whose client sends nothing for this long is cut (the importer's stall limit): a stalled client must
+#: not hold the server's only upload until TCP gives up (hours); the upload is discarded and can be retried.
+BODY_IDLE_TIMEOUT = 600.0
 
 
 class Interrupted(Exception):
@@ -50,8 +53,10 @@ def _close(*fds: int) -> None:
 class Listener:
     """Accepts connections for an UploadServer and serves each on its own thread until told to stop."""
 
-    def __init__(self, app: UploadServer, address: str, port: int) -> None:
+    def __init__(self, app: UploadServer, address: str, port: int,
+                 body_idle_timeout: float = BODY_IDLE_TIMEOUT) -> None:
         self.app = app
+        self.body_idle_timeout = body_idle_timeout
         self._ssl = app.ssl_context()
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
         self._sock = socket.create_server((address, port), family=family, backlog=128)
@@ -152,8 +157,8 @@ class Listener:
                 if self._closing:
                     return
                 conn.busy = True
-            # Body reads block without a timeout (as aiohttp's): a stopping server cuts them (`cut`).
-            wire.sock.settimeout(None)
+            # Body reads wait for the client up to the idle limit; a stopping server cuts them sooner (`cut`).
+            wire.sock.settimeout(self.body_idle_timeout)
             exchange = http.Exchange(wire, request)
             try:
                 self.app.handle(exchange)

@@ -17,7 +17,7 @@ from pycdi.controllers.uploadpod.certs import KeyPair, issue, new_ca
 from pycdi.datapath.target import Target
 from pycdi.uploadserver.app import UploadServer
 from pycdi.uploadserver.config import ServerConfig
-from pycdi.uploadserver.server import Listener
+from pycdi.uploadserver.server import BODY_IDLE_TIMEOUT, Listener
 from tests.unit.datapath.conftest import write_pattern_raw
 
 MiB = 1 << 20
@@ -76,8 +76,8 @@ Start = Callable[..., Awaitable[Running]]
 async def start(tmp_path: Path, certs: Certs) -> AsyncIterator[Start]:
     cleanups: list[Callable[[], Awaitable[None]]] = []
 
-    async def run(*, block: bool = False, scratch: bool = True, size: int = 64 * MiB, until_finished: bool = False
-                  ) -> Running:
+    async def run(*, block: bool = False, scratch: bool = True, size: int = 64 * MiB, until_finished: bool = False,
+                  body_idle_timeout: float = BODY_IDLE_TIMEOUT) -> Running:
         volume = tmp_path / f"volume-{len(cleanups)}"
         volume.mkdir()
         device = volume / "block.img"
@@ -97,7 +97,7 @@ async def start(tmp_path: Path, certs: Certs) -> AsyncIterator[Start]:
             cert_file=str(cert), key_file=str(key), client_ca_file=str(ca))
         server = UploadServer(config)
         # Serving on after the upload finished (unless told): what a finished server answers can be checked.
-        listener = Listener(server, "127.0.0.1", 0)
+        listener = Listener(server, "127.0.0.1", 0, body_idle_timeout=body_idle_timeout)
         thread = threading.Thread(target=listener.run, kwargs={"until_finished": until_finished}, daemon=True)
         thread.start()
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=certs.client_context()))

@@ -216,6 +216,28 @@ async def test_an_interrupted_upload_is_discarded_and_can_be_retried(start: Star
     assert sha256((up.volume / "disk.img").read_bytes()[:len(content)]) == sha256(content)
 
 
+async def test_a_stalled_client_is_cut_and_the_upload_can_be_retried(start: Start, certs: Certs,
+                                                                       raw: tuple[Path, bytes]) -> None:
+    up = await start(body_idle_timeout=0.5)
+    path, content = raw
+    data = path.read_bytes()
+    host, port = up.base.removeprefix("https://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port), ssl=certs.client_context())
+    writer.write(f"POST /v1beta1/upload HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(data)}\r\n\r\n".encode())
+    writer.write(data[:len(data) // 2])
+    await writer.drain()
+    assert await _until(up, lambda: up.server.uploading)
+    # The client stays connected and sends nothing more: the server gives the upload up by itself.
+    assert await _until(up, lambda: not up.server.uploading, 30) and up.server.idle.is_set()
+    assert not up.server.done and not (up.volume / "disk.img").exists()
+    answer = await reader.read()  # the answer, then the end of the connection
+    assert answer.startswith(b"HTTP/1.1 400 ") and answer.endswith(b"the upload was interrupted: The read operation "
+                                                                    b"timed out")
+    writer.close()
+    assert await up.post("/v1beta1/upload", data) == (200, "")
+    assert sha256((up.volume / "disk.img").read_bytes()[:len(content)]) == sha256(content)
+
+
 async def test_a_chunked_body_streams_in(start: Start, raw: tuple[Path, bytes]) -> None:
     up = await start()
     path, content = raw
