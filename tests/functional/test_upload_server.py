@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import socket
 import ssl
 import subprocess
@@ -204,6 +205,11 @@ def test_data_volume_upload_end_to_end(cluster: Cluster, ns: str, proxy_url: str
     secret = cluster.kubectl_json("get", "secret", "cdi-upload-disk", "-n", ns)
     assert set(secret["data"]) == {"tls.crt", "tls.key", "ca.crt"}
     cluster.kubectl("get", "pvc", "disk-scratch", "-n", ns)
+    # On this machine the proxy reaches the server through a Unix socket in a directory only `pycdi up`'s user
+    # can open, instead of mTLS over loopback.
+    local = cluster.data_dir / "pods" / pod["metadata"]["uid"] / "run" / "uploadserver.sock"
+    assert local.is_socket() and local.stat().st_mode & 0o777 == 0o600 and local.parent.stat().st_mode & 0o777 == 0o700
+    assert f"and {local}" in cluster.kubectl("logs", "cdi-upload-disk", "-n", ns).stdout
 
     path = image_corpus.path("raw")
     assert upload(cluster, proxy_url, ns, "disk", path) == (200, "")
@@ -223,6 +229,25 @@ def test_data_volume_upload_end_to_end(cluster: Cluster, ns: str, proxy_url: str
     # Done: the proxy says so.
     status, body = upload(cluster, proxy_url, ns, "disk", path)
     assert (status, body) == (503, "rejecting Upload Request for PVC disk that already finished uploading")
+
+
+@pytest.mark.parametrize("way", ["the local socket", "TLS"])
+def test_the_proxy_comes_through_the_local_socket_else_mtls(cluster: Cluster, ns: str, proxy_url: str,
+                                                             tmp_path: Path, way: str) -> None:
+    """The upload pod, kept after its upload, tells which way the bytes came: its local socket; or, when that is
+    not there (as on a real cluster), TCP with the proxy's client certificate."""
+    upload_pvc(cluster, ns, "disk", content_type="kubevirt")
+    cluster.kubectl("annotate", "pvc", "disk", "-n", ns, f"{ANN}pod.retainAfterCompletion=true")
+    wait_pvc_annotation(cluster, ns, "disk", f"{ANN}pod.ready", "true")
+    if way == "TLS":
+        uid = cluster.kubectl_json("get", "pod", "cdi-upload-disk", "-n", ns)["metadata"]["uid"]
+        (cluster.data_dir / "pods" / uid / "run" / "uploadserver.sock").unlink()
+    image = tmp_path / "disk.raw"
+    image.write_bytes(os.urandom(4 * MiB))
+    assert upload(cluster, proxy_url, ns, "disk", image) == (200, "")
+    log = cluster.kubectl("logs", "cdi-upload-disk", "-n", ns).stdout
+    assert log.count("Receiving the upload over") == 1 and f"Receiving the upload over {way}" in log
+    assert sha256_file(disk_of(cluster, ns, "disk", "Filesystem"), 4 * MiB) == sha256_file(image, 4 * MiB)
 
 
 @pytest.mark.parametrize(("target", "volume_mode", "image", "endpoint"), [

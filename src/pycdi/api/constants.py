@@ -213,3 +213,8 @@ FINALIZER_OBJECT_TRANSFER: Final = "cdi.kubevirt.io/objectTransfer"
 #: Label on the PVCs/DVs a VM created from its dataVolumeTemplates (KubeVirt).
 LABEL_KUBEVIRT_CREATED_BY: Final = "kubevirt.io/created-by"
 LABEL_APPLY_STORAGE_PROFILE: Final = "cdi.kubevirt.io/applyStorageProfile"
+
+
+#: Embedded clusters: the container path the node agent maps to a pod's private runtime directory on the node
+#: (mode 0700), where pycdi's own workers put Unix sockets for the components of `pycdi up`.
+POD_RUNTIME_DIR: Final = "/run/pycdi"

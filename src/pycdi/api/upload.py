@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Final
 
+from .constants import POD_RUNTIME_DIR
 from .groups import UPLOAD_GROUP
 from .meta_schemas import kind_schema
 from .schema_dsl import Schema, obj, string
@@ -58,6 +59,10 @@ LABEL_UPLOAD_TARGET: Final = "cdi.kubevirt.io/uploadTarget"
 LABEL_SERVICE: Final = "service"
 #: Where the pod's serving certificate, key and the client CA are mounted (a Secret named as the pod).
 TLS_MOUNT_PATH: Final = "/etc/tls/"
+#: Embedded clusters only: the container path of the Unix socket the upload server also listens on, in the pod's
+#: private runtime directory (the node agent maps `POD_RUNTIME_DIR`; plain HTTP, access is the directory's
+#: permissions). The upload proxy on the same machine uses it instead of mTLS over loopback TCP.
+LOCAL_SOCKET: Final = f"{POD_RUNTIME_DIR}/uploadserver.sock"
 
 # ---- the upload TLS material CDI keeps in its namespace (as the operator names it upstream) --------------
 #: The CA that signs each upload server's serving certificate (Secret: tls.crt, tls.key).

@@ -97,7 +97,8 @@ async def _run(config: ClusterConfig, upload_proxy_port: int) -> None:
         raise click.ClickException(f"cannot start the API server: {e}") from None
     # The upload proxy is a client of the cluster too (it reads PVCs and pods), verifying tokens with the key.
     proxy_client = KubeClient.from_kubeconfig(cluster.kubeconfig_path)
-    proxy = UploadProxy(proxy_client, TokenValidator(keys.public_key_pem).check)
+    # On this machine the proxy reaches upload servers through their local sockets (no TLS on loopback).
+    proxy = UploadProxy(proxy_client, TokenValidator(keys.public_key_pem).check, local_path=cluster.node.local_path)
     # Whatever happens from here on, everything started is stopped: a loop left running would keep the process
     # (and its workers) alive after an error.
     try:

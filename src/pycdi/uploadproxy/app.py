@@ -11,6 +11,7 @@ import re
 import ssl
 import threading
 from collections.abc import AsyncGenerator, Callable, Coroutine
+from pathlib import Path
 from typing import Any, Final, Protocol, TypeVar, cast
 
 from ..api import constants as c
@@ -52,6 +53,8 @@ class Claims(Protocol):
 
 #: The token's claims, or None when its signature, issuer or times are not valid (forged, expired, malformed).
 TokenCheck = Callable[[str], Claims | None]
+#: (pod UID, container path) -> where that path is on this machine, or None: given by an embedded cluster.
+LocalPath = Callable[[str, str], Path | None]
 
 
 class NotReady(Exception):
@@ -91,8 +94,11 @@ class UploadProxy:
     the event loop `start` was awaited in, whose KubeClient they use."""
 
     def __init__(self, client: KubeClient, check_token: TokenCheck, *, cdi_namespace: str = u.DEFAULT_CDI_NAMESPACE,
-                 wait_ready: float = WAIT_READY, server_port: int = u.UPLOAD_SERVER_PORT) -> None:
+                 wait_ready: float = WAIT_READY, server_port: int = u.UPLOAD_SERVER_PORT,
+                 local_path: LocalPath | None = None) -> None:
         self.client = client
+        #: Embedded clusters: where a pod's container path is on this machine (the upload servers' local sockets).
+        self.local_path = local_path
         self.check_token = check_token
         self.cdi_namespace = cdi_namespace
         self.wait_ready = wait_ready
@@ -208,8 +214,11 @@ class UploadProxy:
     async def _target(self, name: str, namespace: str, request_path: str) -> Target:
         pvc = await self._upload_ready(name, namespace)
         path = resolve_path(pvc, request_path)
-        pod_ip, hostname = await self._server_of(pvc)
-        return Target(pod_ip, self.server_port, path, hostname, await self._client_context())
+        pod_ip, hostname, pod_uid = await self._server_of(pvc)
+        local = self.local_path(pod_uid, u.LOCAL_SOCKET) if self.local_path is not None else None
+        # The local socket once the server listens there (it does before it answers the readiness probe).
+        local_socket = str(local) if local is not None and local.is_socket() else None
+        return Target(pod_ip, self.server_port, path, hostname, await self._client_context(), local_socket)
 
     async def _client_context(self) -> ssl.SSLContext:
         if self._context is None:
@@ -254,8 +263,8 @@ class UploadProxy:
         raise NotReady(f"PVC {name} is not ready for upload: its upload pod did not become ready in "
                        f"{self.wait_ready:g}s")
 
-    async def _server_of(self, pvc: dict[str, Any]) -> tuple[str, str]:
-        """The upload pod's address, and the name its certificate carries."""
+    async def _server_of(self, pvc: dict[str, Any]) -> tuple[str, str, str]:
+        """The upload pod's address, the name its certificate carries, and its UID."""
         meta = pvc["metadata"]
         pod_name = (meta.get("annotations") or {}).get(u.ANN_UPLOAD_POD) or \
             f"{u.UPLOAD_POD_PREFIX}-{meta['name']}"
@@ -266,7 +275,7 @@ class UploadProxy:
         pod_ip = (pod.get("status") or {}).get("podIP")
         if not pod_ip:
             raise NotReady(f"the upload pod of PVC {meta['name']} has no address yet")
-        return str(pod_ip), u.server_hostname(pod_name, meta["namespace"])
+        return str(pod_ip), u.server_hostname(pod_name, meta["namespace"]), str(pod["metadata"].get("uid") or "")
 
     def _proxy_error(self, err: BaseException) -> Response:
         log.error("Error in reverse proxy: %s", err)

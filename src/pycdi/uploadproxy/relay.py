@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Final
 
+from .. import unixsock
 from ..http1 import BadMessage
 from .front import Connections
 from .http1 import Body, Reader, Request, Response, read_response
@@ -51,13 +52,15 @@ class ClientGone(ConnectionError):
 
 @dataclass(frozen=True)
 class Target:
-    """Where the upload goes: the pod's address, the server's path, the name its certificate carries."""
+    """Where the upload goes: the pod's address, the server's path, the name its certificate carries; in an
+    embedded cluster, the server's local socket (plain HTTP: only `pycdi up`'s user can open it)."""
 
     address: str
     port: int
     path: str
     hostname: str
     context: ssl.SSLContext
+    local_socket: str | None = None
 
     @property
     def authority(self) -> str:
@@ -66,25 +69,44 @@ class Target:
 
 
 def connect(target: Target, retry_for: float, stopped: threading.Event) -> Channel:
-    """A TLS channel to the upload server; refused or failed attempts are tried again for `retry_for` seconds
-    (nothing was sent yet), a certificate that does not verify is not."""
+    """A TLS channel to the upload server (a plain one to its local socket); refused or failed attempts are tried
+    again for `retry_for` seconds (nothing was sent yet), a certificate that does not verify is not."""
     deadline = time.monotonic() + retry_for
     while True:
-        try:
-            sock = socket.create_connection((target.address, target.port), timeout=CONNECT_TIMEOUT)
-        except OSError as err:
-            failure: BaseException = err
+        if target.local_socket is not None:
+            try:
+                return _connect_local(target.local_socket)
+            except OSError as err:
+                failure: BaseException = err
         else:
             try:
-                return Channel.tls_client(sock, target.context, target.hostname, CONNECT_TIMEOUT)
-            except ssl.SSLCertVerificationError as err:
-                sock.close()
-                raise CertificateError(f"cannot connect to {target.authority}: {err}") from err
-            except (OSError, ValueError) as err:
-                sock.close()
+                sock = socket.create_connection((target.address, target.port), timeout=CONNECT_TIMEOUT)
+            except OSError as err:
                 failure = err
+            else:
+                try:
+                    return Channel.tls_client(sock, target.context, target.hostname, CONNECT_TIMEOUT)
+                except ssl.SSLCertVerificationError as err:
+                    sock.close()
+                    raise CertificateError(f"cannot connect to {target.authority}: {err}") from err
+                except (OSError, ValueError) as err:
+                    sock.close()
+                    failure = err
         if time.monotonic() >= deadline or stopped.wait(CONNECT_RETRY):
-            raise ProxyError(f"cannot connect to {target.authority}: {failure}")
+            where = target.local_socket or target.authority
+            raise ProxyError(f"cannot connect to {where}: {failure}")
+
+
+def _connect_local(path: str) -> Channel:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(CONNECT_TIMEOUT)
+        with unixsock.address(path) as name:
+            sock.connect(name)
+    except OSError:
+        sock.close()
+        raise
+    return Channel.plain(sock)
 
 
 def request_head(request: Request, target: Target) -> bytes:

@@ -148,9 +148,12 @@ class Channel:
     # ---- writing ---------------------------------------------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Queue bytes (TLS: encrypted now, into the output BIO); `flush` sends them."""
+        """Queue bytes (TLS: encrypted now, into the output BIO); `flush` sends them. Plain: with nothing queued
+        the bytes are sent from the caller's buffer, which must stay as it is until the flush is done."""
         if self.tls is not None:
             self.tls.write(data)
+        elif not self._unsent and not self._plain_queue:
+            self._unsent = memoryview(data).cast("B")
         else:
             self._plain_queue += data
 

@@ -200,10 +200,13 @@ class UploadServer:
         exchange.respond(status, text)
 
     def _refusal(self, exchange: http.Exchange) -> tuple[int, str] | None:
-        """validateShouldHandleRequest: POST only, the proxy's certificate, one upload at a time, not after done."""
+        """validateShouldHandleRequest: POST only, the proxy's certificate (or the local socket), one upload at a
+        time, not after done."""
         if exchange.request.method != "POST":
             return 404, "404 page not found"
-        if self.config.tls and self.config.client_ca_file:
+        if exchange.wire.local:
+            pass  # the local socket: only this user can reach it (a private directory, peer credentials checked)
+        elif self.config.tls and self.config.client_ca_file:
             if self.config.client_name not in peer_common_names(exchange.wire.sock):
                 log.warning("refused an upload from a client without the %s certificate", self.config.client_name)
                 return 401, "Unauthorized"
@@ -225,6 +228,7 @@ class UploadServer:
         """Run the upload through the pipeline; the answer to give."""
         request = exchange.request
         log.info("Content type header is %r", request.headers.get(u.CONTENT_TYPE_HEADER, ""))
+        log.info("Receiving the upload over %s", "the local socket" if exchange.wire.local else "TLS")
         upload = _Upload(request.body, self.state)
         body: BodyReader = FormFile(upload, request.headers.get("content-type", "")) if route.form else upload
         source = UploadSource(body, None if route.form else request.content_length, request.content_type)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..api import upload as u
+from ..api.constants import POD_RUNTIME_DIR
 from ..api.quantity import quantity_bytes
 from ..datapath.config import BLOCK_PATH, DATA_DIR, SCRATCH_DIR
 from ..datapath.paths import path_map, resolve
@@ -34,6 +35,8 @@ class ServerConfig:
     client_ca_file: str | None = None
     client_name: str = u.UPLOAD_CLIENT_NAME
     preallocation: bool = False
+    #: Embedded clusters: the host path of the Unix socket also listened on (plain HTTP, for the local proxy).
+    local_socket: str | None = None
 
     @property
     def tls(self) -> bool:
@@ -51,7 +54,8 @@ def _file(env: Mapping[str, str], name: str, mapping: dict[str, str]) -> str | N
 
 def config_from_env(env: Mapping[str, str] | None = None) -> ServerConfig:
     """LISTEN_ADDRESS/LISTEN_PORT, DESTINATION, TLS_*_FILE, CLIENT_CERT_FILE, CLIENT_NAME, UPLOAD_IMAGE_SIZE,
-    FILESYSTEM_OVERHEAD and PREALLOCATION, as upstream's upload server reads them."""
+    FILESYSTEM_OVERHEAD and PREALLOCATION, as upstream's upload server reads them; and, in an embedded cluster,
+    the local socket in the pod's runtime directory (PYCDI_PATH_MAP)."""
     env = os.environ if env is None else env
     mapping = path_map(env)
     destination = env.get("DESTINATION") or DEFAULT_DESTINATION
@@ -68,6 +72,8 @@ def config_from_env(env: Mapping[str, str] | None = None) -> ServerConfig:
     target = Target(volume_mode="Block" if block else "Filesystem", volume_dir=str(resolve(volume_dir, mapping)),
                     device=str(resolve(BLOCK_PATH, mapping)), image_size=image_size, overhead=overhead)
     scratch = str(resolve(SCRATCH_DIR, mapping))
+    # Only where the node agent gave the pod a private runtime directory: elsewhere nobody could trust the socket.
+    local_socket = str(resolve(u.LOCAL_SOCKET, mapping)) if POD_RUNTIME_DIR in mapping else None
     return ServerConfig(
         target=target,
         scratch_dir=scratch if os.path.isdir(scratch) else None,
@@ -79,4 +85,5 @@ def config_from_env(env: Mapping[str, str] | None = None) -> ServerConfig:
         client_ca_file=_file(env, "CLIENT_CERT_FILE", mapping),
         client_name=env.get("CLIENT_NAME") or u.UPLOAD_CLIENT_NAME,
         preallocation=_flag(env.get("PREALLOCATION")),
+        local_socket=local_socket,
     )

@@ -31,8 +31,10 @@ class Wire:
     """A connected (TLS) socket and a small buffer for heads and chunk lines; body bytes go around the buffer,
     straight from the socket into the reader's memory."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, *, local: bool = False) -> None:
         self.sock = sock
+        #: Accepted on the local socket (embedded clusters): its peer is `pycdi up`'s proxy, no certificate.
+        self.local = local
         #: TLS reads called straight (`SSLSocket.read(n, buffer)`): recv_into is one more Python call per record.
         self.ssl_read = cast(Callable[[int, memoryview], int], sock.read) if isinstance(sock, ssl.SSLSocket) else None
         self._buf = bytearray(wire_rules.MAX_HEAD)

@@ -3,15 +3,18 @@ sockets, a thread per connection (TLS handshake included), the accept loop on th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import selectors
 import signal
 import socket
+import struct
 import threading
 import weakref
 from types import FrameType
 
+from .. import unixsock
 from ..datapath import importer
 from . import http
 from .app import UploadServer
@@ -50,11 +53,38 @@ def _close(*fds: int) -> None:
         os.close(fd)
 
 
+def _local_listener(path: str) -> socket.socket:
+    """A Unix socket at `path` (one left by an earlier run of the pod replaced), for this user only."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        with unixsock.address(path) as name:
+            sock.bind(name)
+        os.chmod(path, 0o600)
+        sock.listen(16)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _same_user(sock: socket.socket) -> bool:
+    """The peer of a local connection runs as this process's user (the socket's directory already sees to it:
+    this is the second lock)."""
+    pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    if uid != os.geteuid():
+        log.warning("refused a local connection from pid %d (uid %d)", pid, uid)
+        return False
+    return True
+
+
 class Listener:
     """Accepts connections for an UploadServer and serves each on its own thread until told to stop."""
 
     def __init__(self, app: UploadServer, address: str, port: int,
-                 body_idle_timeout: float = BODY_IDLE_TIMEOUT) -> None:
+                 body_idle_timeout: float = BODY_IDLE_TIMEOUT, local_socket: str | None = None) -> None:
         self.app = app
         self.body_idle_timeout = body_idle_timeout
         self._ssl = app.ssl_context()
@@ -62,6 +92,14 @@ class Listener:
         self._sock = socket.create_server((address, port), family=family, backlog=128)
         self._sock.setblocking(False)
         self.port: int = self._sock.getsockname()[1]
+        self.local_socket = local_socket
+        self._local: socket.socket | None = None
+        if local_socket:
+            try:
+                self._local = _local_listener(local_socket)
+            except OSError as err:  # the proxy then comes over TCP, as on any cluster
+                log.warning("not listening on %s: %s", local_socket, err)
+                self.local_socket = None
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         # Closed with the listener, not at shutdown: a late `wake` must never write into a reused descriptor.
         weakref.finalize(self, _close, self._wake_r, self._wake_w)
@@ -88,11 +126,15 @@ class Listener:
         try:
             with selectors.DefaultSelector() as selector:
                 selector.register(self._sock, selectors.EVENT_READ)
+                if self._local is not None:
+                    selector.register(self._local, selectors.EVENT_READ)
                 selector.register(self._wake_r, selectors.EVENT_READ)
                 while not self.interrupted and not (until_finished and self.app.finished.is_set()):
                     for key, _ in selector.select():
                         if key.fileobj is self._sock:
-                            self._accept()
+                            self._accept(self._sock)
+                        elif self._local is not None and key.fileobj is self._local:
+                            self._accept(self._local)
                         else:
                             while True:
                                 try:
@@ -103,19 +145,25 @@ class Listener:
         finally:
             self.shutdown()
 
-    def _accept(self) -> None:
+    def _accept(self, listener: socket.socket) -> None:
         try:
-            sock, _ = self._sock.accept()
+            sock, _ = listener.accept()
         except (BlockingIOError, InterruptedError):
             return
         except OSError as err:  # out of descriptors and the like: the client may try again
             log.warning("accept failed: %s", err)
             return
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        threading.Thread(target=self._serve, args=(sock,), name="connection", daemon=True).start()
+        local = listener is self._local
+        if local:
+            if not _same_user(sock):
+                sock.close()
+                return
+        else:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        threading.Thread(target=self._serve, args=(sock, local), name="connection", daemon=True).start()
 
-    def _serve(self, raw: socket.socket) -> None:
+    def _serve(self, raw: socket.socket, local: bool = False) -> None:
         raw.settimeout(KEEPALIVE_TIMEOUT)
         conn = _Connection(raw)
         with self._lock:
@@ -125,14 +173,14 @@ class Listener:
             self._connections.add(conn)
         try:
             sock = raw
-            if self._ssl is not None:
+            if self._ssl is not None and not local:
                 sock = self._ssl.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
                 with self._lock:
                     conn.sock = sock  # what `cut` shuts down from now on (`raw` gave its descriptor away)
                     if self._closing:
                         return
                 sock.do_handshake()
-            self._requests(conn, http.Wire(sock))
+            self._requests(conn, http.Wire(sock, local=local))
         except (OSError, ValueError) as err:  # handshake refused, client gone, idle too long
             log.debug("connection ended: %r", err)
         finally:
@@ -185,6 +233,10 @@ class Listener:
                 return
             self._closing = True
             self._sock.close()
+            if self._local is not None:
+                self._local.close()
+                with contextlib.suppress(OSError):
+                    os.unlink(self.local_socket or "")
             for conn in self._connections:
                 if not conn.busy:
                     conn.cut()
@@ -199,14 +251,15 @@ def serve(config: ServerConfig) -> importer.ImportResult:
     """Serve until done; returns the import's result, or raises the async processing error or Interrupted.
     Call from the main thread: SIGTERM and SIGINT stop the server."""
     server = UploadServer(config)
-    listener = Listener(server, config.bind_address, config.bind_port)
+    listener = Listener(server, config.bind_address, config.bind_port, local_socket=config.local_socket)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         listener.interrupt()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        log.info("Running server on %s:%d", config.bind_address, listener.port)
+        log.info("Running server on %s:%d%s", config.bind_address, listener.port,
+                 f" and {listener.local_socket}" if listener.local_socket else "")
         listener.run()
     finally:
         for sig, handler in previous.items():

@@ -13,6 +13,7 @@ import http.client
 import http.server
 import os
 import socket
+import socketserver
 import ssl
 import threading
 import time
@@ -23,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from pycdi import unixsock
 from pycdi.api import upload as u
 from pycdi.cdiapi.uploadtoken import TokenIssuer, TokenValidator, ensure_signing_keys
 from pycdi.controllers.uploadpod.certs import KeyPair, issue, new_ca
@@ -85,7 +87,10 @@ def _read_body(handler: http.server.BaseHTTPRequestHandler) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def serve_uploads(state: UploadServer, context: ssl.SSLContext) -> http.server.ThreadingHTTPServer:
+def serve_uploads(state: UploadServer, context: ssl.SSLContext, unix_path: str | None = None
+                  ) -> socketserver.BaseServer:
+    """The upload server's stand-in: mTLS on the port; or plain HTTP on a Unix socket (an embedded cluster's)."""
+
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -122,9 +127,17 @@ def serve_uploads(state: UploadServer, context: ssl.SSLContext) -> http.server.T
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", state.port), Handler)
-    server.daemon_threads = True
-    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server: socketserver.BaseServer
+    if unix_path is not None:
+        with unixsock.address(unix_path) as name:
+            local = socketserver.ThreadingUnixStreamServer(name, Handler)
+        local.daemon_threads = True
+        server = local
+    else:
+        tcp = http.server.ThreadingHTTPServer(("127.0.0.1", state.port), Handler)
+        tcp.daemon_threads = True
+        tcp.socket = context.wrap_socket(tcp.socket, server_side=True)
+        server = tcp
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -142,9 +155,9 @@ class Setup:
         return self.issuer.upload_token(PVC, NS)
 
     @contextlib.contextmanager
-    def upload_server(self, answer: str = "ok") -> Iterator[UploadServer]:
+    def upload_server(self, answer: str = "ok", unix_path: str | None = None) -> Iterator[UploadServer]:
         self.server.answer = answer
-        server = serve_uploads(self.server, self.server_context)
+        server = serve_uploads(self.server, self.server_context, unix_path)
         try:
             yield self.server
         finally:
@@ -247,6 +260,28 @@ async def test_the_body_streams_to_the_server_and_its_answer_comes_back(setup: S
     assert seen.headers["X-Cdi-Content-Type"] == "kubevirt"
     assert "Authorization" not in seen.headers  # the token stays with the proxy
     assert seen.headers["Host"] == f"127.0.0.1:{server.port}"
+
+
+async def test_on_this_machine_the_body_goes_through_the_servers_local_socket(setup: Setup, tmp_path: Path) -> None:
+    """An embedded cluster's proxy reaches the pod's local socket (plain HTTP; no server listens on TCP here).
+    The socket's path is longer than a socket address holds."""
+    private = tmp_path / ("p" * 110)
+    private.mkdir(mode=0o700)
+    asked: list[tuple[str, str]] = []
+
+    def local_path(uid: str, container_path: str) -> Path:
+        asked.append((uid, container_path))
+        return private / "uploadserver.sock"
+
+    setup.proxy.local_path = local_path
+    data = os.urandom(2 * MiB + 3)
+    with setup.upload_server(unix_path=str(private / "uploadserver.sock")) as server:
+        status, body, headers = await asyncio.to_thread(post, setup, data)
+        interim, answer = await asyncio.to_thread(send_expecting_continue, setup, [data[:1000], data[1000:]])
+    assert (status, headers["X-Upload-Server"]) == (200, "yes")
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n" and answer.startswith(b"HTTP/1.1 200 ")
+    assert [(r.size, r.sha256) for r in server.received] == [(len(data), hashlib.sha256(data).hexdigest())] * 2
+    assert asked[0][1] == u.LOCAL_SOCKET and asked[0][0]  # the pod's UID
 
 
 def send_expecting_continue(setup: Setup, chunks: list[bytes]) -> tuple[bytes, bytes]:

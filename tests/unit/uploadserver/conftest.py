@@ -77,7 +77,7 @@ async def start(tmp_path: Path, certs: Certs) -> AsyncIterator[Start]:
     cleanups: list[Callable[[], Awaitable[None]]] = []
 
     async def run(*, block: bool = False, scratch: bool = True, size: int = 64 * MiB, until_finished: bool = False,
-                  body_idle_timeout: float = BODY_IDLE_TIMEOUT) -> Running:
+                  body_idle_timeout: float = BODY_IDLE_TIMEOUT, local_socket: str | None = None) -> Running:
         volume = tmp_path / f"volume-{len(cleanups)}"
         volume.mkdir()
         device = volume / "block.img"
@@ -97,7 +97,7 @@ async def start(tmp_path: Path, certs: Certs) -> AsyncIterator[Start]:
             cert_file=str(cert), key_file=str(key), client_ca_file=str(ca))
         server = UploadServer(config)
         # Serving on after the upload finished (unless told): what a finished server answers can be checked.
-        listener = Listener(server, "127.0.0.1", 0, body_idle_timeout=body_idle_timeout)
+        listener = Listener(server, "127.0.0.1", 0, body_idle_timeout=body_idle_timeout, local_socket=local_socket)
         thread = threading.Thread(target=listener.run, kwargs={"until_finished": until_finished}, daemon=True)
         thread.start()
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=certs.client_context()))

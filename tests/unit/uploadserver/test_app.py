@@ -6,13 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import shutil
+import subprocess
+import sys
 import tarfile
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from pycdi import unixsock
 from pycdi.controllers.uploadpod.certs import new_ca
 from tests.unit.datapath.conftest import qemu_img
 from tests.unit.uploadserver.conftest import CLIENT, Certs, MiB, Running, Start, sha256
@@ -236,6 +242,59 @@ async def test_a_stalled_client_is_cut_and_the_upload_can_be_retried(start: Star
     writer.close()
     assert await up.post("/v1beta1/upload", data) == (200, "")
     assert sha256((up.volume / "disk.img").read_bytes()[:len(content)]) == sha256(content)
+
+
+async def test_the_local_socket_takes_uploads_without_a_certificate(start: Start, tmp_path: Path,
+                                                                      raw: tuple[Path, bytes]) -> None:
+    """Embedded clusters: the proxy on the same machine comes through a Unix socket in a private directory; the
+    TCP port still wants the proxy's certificate. The path is longer than a socket address can hold."""
+    private = tmp_path / ("d" * 120)
+    private.mkdir(mode=0o700)
+    path, content = raw
+    up = await start(local_socket=str(private / "uploadserver.sock"))
+    assert up.listener.local_socket is not None
+    assert oct((private / "uploadserver.sock").stat().st_mode & 0o777) == "0o600"
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(
+            ssl=up.certs.client_context(common_name=None))) as anonymous:
+        async with anonymous.post(up.base + "/v1beta1/upload", data=b"x") as resp:
+            assert resp.status == 401
+    with unixsock.address(str(private / "uploadserver.sock")) as name:
+        connector = aiohttp.UnixConnector(path=name)
+        async with aiohttp.ClientSession(connector=connector) as local, \
+                local.post("http://localhost/v1beta1/upload", data=path.read_bytes()) as resp:
+            assert (resp.status, await resp.text()) == (200, "")
+    assert sha256((up.volume / "disk.img").read_bytes()[:len(content)]) == sha256(content)
+    assert await _until(up, lambda: up.server.done)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to connect as another user")
+async def test_the_local_socket_refuses_other_users(start: Start) -> None:
+    """The second lock: even with the directory and the socket opened up, another user's connection is closed."""
+    shared = Path(tempfile.mkdtemp(prefix="pycdi-test-"))  # outside pytest's private temporary tree
+    try:
+        await _refused_as_nobody(start, shared)
+    finally:
+        shutil.rmtree(shared)
+
+
+async def _refused_as_nobody(start: Start, shared: Path) -> None:
+    up = await start(local_socket=str(shared / "s.sock"))
+    shared.chmod(0o777)
+    (shared / "s.sock").chmod(0o666)
+    # Connected (the socket lets anyone in now), then closed by the server without a word.
+    probe = ("import socket\n"
+             "s = socket.socket(socket.AF_UNIX)\n"
+             f"s.connect({str(shared / 's.sock')!r})\n"
+             "s.settimeout(10)\n"
+             "try:\n    print('closed' if s.recv(100) == b'' else 'answered')\n"
+             "except ConnectionResetError:\n    print('closed')\n"
+             "except TimeoutError:\n    print('left open')\n")
+    done = await asyncio.to_thread(subprocess.run, ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                                    sys.executable, "-c", probe], capture_output=True, text=True,
+                                   timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "closed"  # without an answer (or reset)
+    assert not up.server.uploading and not up.server.done
 
 
 async def test_a_chunked_body_streams_in(start: Start, raw: tuple[Path, bytes]) -> None:

@@ -12,12 +12,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ...api.constants import POD_RUNTIME_DIR
 from ..apiserver import errors
 from ..apiserver.service import ObjectService, WriteContext
 from ..control.loops import Loop, builtin, supervise
 from . import cgroups
 from .logs import LogReader
 from .pods import PodWorker
+from .runtime import runtime_dir
 from .scheduler import Scheduler
 from .status import merge_conditions, now
 
@@ -134,6 +136,14 @@ class NodeAgent:
             loop.resume()
             self._tasks.append(asyncio.create_task(supervise(loop, "node"), name=f"node:{loop.name}"))
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="node:heartbeat"))
+
+    def local_path(self, pod_uid: str, container_path: str) -> Path | None:
+        """The host path behind `container_path` in a pod's private runtime directory (POD_RUNTIME_DIR), for
+        `pycdi up`'s own components to reach a worker's Unix socket; None for any other path."""
+        prefix = POD_RUNTIME_DIR + "/"
+        if not container_path.startswith(prefix) or not pod_uid or "/" in pod_uid or pod_uid in (".", ".."):
+            return None
+        return runtime_dir(self.worker.pods_dir, pod_uid) / container_path.removeprefix(prefix)
 
     def ready(self) -> bool:
         return self._registered and bool(self._tasks) and all(loop.synced for loop in self.loops) and \

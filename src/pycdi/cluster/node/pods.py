@@ -15,6 +15,7 @@ from collections.abc import Hashable, Iterable
 from pathlib import Path
 from typing import Any
 
+from ...api.constants import POD_RUNTIME_DIR
 from ...datapath.paths import resolve
 from ..apiserver import errors
 from ..apiserver.service import ObjectService, WriteContext
@@ -34,6 +35,7 @@ from .runtime import (
     duration,
     is_worker_image,
     restore_run,
+    runtime_dir,
     termination_message,
     unsupported_message,
 )
@@ -264,6 +266,11 @@ class PodWorker(Loop):
         term_file = pod_dir / f"{c.name}.termination-log"
         term_file.write_bytes(b"")
         mapping = container_path_map(container, run.volumes)
+        # Private to the node's own user: a Unix socket there is reachable by `pycdi up` and no one else.
+        private = runtime_dir(self.pods_dir, run.uid)
+        private.mkdir(mode=0o700, exist_ok=True)
+        private.chmod(0o700)
+        mapping.setdefault(POD_RUNTIME_DIR, os.fspath(private))
         mapping[str(container.get("terminationMessagePath") or "/dev/termination-log")] = os.fspath(term_file)
         full_env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
         full_env.update({"HOSTNAME": run.name, "POD_IP": run.pod_ip, runner.POD_UID_ENV: run.uid,

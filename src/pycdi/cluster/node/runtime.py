@@ -69,6 +69,11 @@ class PodRun:
         return [c for c in self.containers if c.process is not None and c.process.returncode is None]
 
 
+def runtime_dir(pods_dir: Path, uid: str) -> Path:
+    """The host directory behind a pod's POD_RUNTIME_DIR (its workers' Unix sockets)."""
+    return pods_dir / uid / "run"
+
+
 def restore_run(pod: Obj, pods_dir: Path) -> PodRun:
     """The agent's view of a pod, continued from its stored status (after a restart of `pycdi up`)."""
     meta, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
