@@ -254,13 +254,17 @@ class Uploads:
                 return int(entry.name)
         raise RuntimeError(f"no upload server process for {name}")
 
-    def through_proxy(self, image: Path, cpu_limit: str = DEFAULT_CPU_LIMIT) -> Contender:
+    def through_proxy(self, image: Path, cpu_limit: str = DEFAULT_CPU_LIMIT, local: bool = True) -> Contender:
         """From the first byte to the answer of the synchronous endpoint, which comes once the image is on the
-        volume (converted, resized, fsync'd). The upload server runs with `cpu_limit`."""
+        volume (converted, resized, fsync'd). The upload server runs with `cpu_limit`. Without `local`, the
+        server's local socket is taken away first: the proxy goes over TCP with mTLS, as on a real cluster."""
 
         def run(work: Path) -> Run:
             self.set_cpu_limit(cpu_limit)
             name = self.ready_data_volume()
+            if not local:
+                uid = self.cluster.kubectl_json("get", "pod", f"cdi-upload-{name}", "-n", NAMESPACE)["metadata"]["uid"]
+                (self.cluster.data_dir / "pods" / uid / "run" / "uploadserver.sock").unlink()
             token = self.token(name)
             pid = self.server_pid(name)
             self.enforced[cpu_limit] = cgroup_cpus(pid)
@@ -442,6 +446,7 @@ def measure(base: Path, images: Corpus) -> tuple[dict[str, float], list[Row]]:
             # (what the limit costs), interleaved with the same baselines and with the floor of a TLS proxy hop.
             duels["raw"] = duel("raw", {
                 "ours": uploads.through_proxy(raw), "nolimit": uploads.through_proxy(raw, str(os.cpu_count() or 1)),
+                "mtls": uploads.through_proxy(raw, local=False),
                 "curl": curl_raw, "curl_dense": curl_into_sink(dense, raw),
                 "curl_nginx": curl_into_sink(sink, raw, via=relay),
                 "curl_nginx_plain": curl_into_sink(plain_sink, raw, via=plain_relay)}, work, sha)
@@ -467,11 +472,13 @@ def measure(base: Path, images: Corpus) -> tuple[dict[str, float], list[Row]]:
                                 f"{enforced:g} CPU)", raw_duel, "ours", "curl", "curl -T into a sparse sink", 0.9))
     rows.append(_throughput_row("  same, upload server without CPU limit", raw_duel, "nolimit", "curl",
                                 "curl -T into a sparse sink", None))
+    rows.append(_throughput_row("  same (limited), proxy to server over TCP and mTLS (a real cluster's way)", raw_duel,
+                                "mtls", "curl", "curl -T into a sparse sink", None))
     rows.append(_throughput_row("  same (limited), against a sink writing every byte", raw_duel, "ours", "curl_dense",
                                 "curl -T into a dense sink", None))
     rows.append(_throughput_row("  floor of a TLS proxy hop: nginx relaying over TLS into the same sink",
                                 raw_duel, "curl_nginx", "curl", "curl -T into a sparse sink", None))
-    rows.append(_throughput_row("  ours (limited) against that floor", raw_duel, "ours", "curl_nginx",
+    rows.append(_throughput_row("  ours over mTLS (limited) against that floor", raw_duel, "mtls", "curl_nginx",
                                 "curl -T through nginx", None))
     rows.append(_throughput_row("  nginx relaying over plain HTTP into a plain sink (one TLS hop, as in perf.md)",
                                 raw_duel, "curl_nginx_plain", "curl", "curl -T into a sparse sink", None))
@@ -495,8 +502,8 @@ def measure(base: Path, images: Corpus) -> tuple[dict[str, float], list[Row]]:
 
 def run() -> dict[str, float]:
     images = corpus(CORPUS_ROOT, virtual_size=VIRTUAL, data_size=DATA)
-    print(f"upload: {VIRTUAL // GiB} GiB virtual ext4 image (~{DATA // 10**6} MB of files) and its qcow2, TLS on "
-          f"both sides, medians of {PAIRS} interleaved rounds after a warm-up, outputs fsync'd, page cache warm; "
+    print(f"upload: {VIRTUAL // GiB} GiB virtual ext4 image (~{DATA // 10**6} MB of files) and its qcow2, TLS "
+          f"from the client, medians of {PAIRS} interleaved rounds after a warm-up, outputs fsync'd, page cache warm; "
           f"corpus in {images.root}", flush=True)
     for kind in ("raw", "qcow2"):
         images.path(kind)

@@ -103,6 +103,13 @@ def make_data_dir(target: Path, data_size: int, seed: int) -> None:
     (target / "empty.txt").write_bytes(b"")
     (target / "README").write_text(f"pycdi test corpus, seed {seed}, {data_size} bytes of data\n")
     (target / "latest").symlink_to("text/chapter-0000.txt")  # a link that stays inside the tree
+    pin_times(target)
+
+
+def pin_times(target: Path) -> None:
+    """Every access and modification time in the tree set to FAKE_TIME: again before each image is made from
+    it, since reading a file moves its access time (relatime: it is not newer than the modification time), and
+    mkfs and mkisofs record it."""
     for root, dirs, files in os.walk(target, topdown=False):
         for name in files + dirs:
             os.utime(Path(root) / name, (FAKE_TIME, FAKE_TIME), follow_symlinks=False)
@@ -263,16 +270,19 @@ class Corpus:
         env = {**os.environ, "E2FSPROGS_FAKE_TIME": str(FAKE_TIME)}
         run(["mkfs.ext4", "-q", "-F", "-L", "pycdi-corpus", "-U", FS_UUID,
              "-E", f"hash_seed={FS_UUID},root_owner=0:0", "-d", str(self.data_dir), str(dest)], env=env)
-        # mkfs copies each file's ctime, which no one can set on the source; fix them in the image so the same
-        # spec gives the same bytes on every run.
+        # mkfs copies each file's ctime, which no one can set on the source, and its atime, which readers of the
+        # tree (another image being made from it) move; fix both in the image so the same spec gives the same
+        # bytes on every run.
         stamp = _debugfs_time(FAKE_TIME)
         script = dest.with_name(dest.name + ".debugfs")
         paths = ["/"] + ["/" + str(p.relative_to(self.data_dir)) for p in sorted(self.data_dir.rglob("*"))]
-        script.write_text("".join(f'sif "{p}" ctime {stamp}\nsif "{p}" ctime_extra 0\n' for p in paths))
+        script.write_text("".join(f'sif "{p}" {field} {stamp}\nsif "{p}" {field}_extra 0\n'
+                                  for p in paths for field in ("ctime", "atime")))
         run(["debugfs", "-w", "-f", str(script), str(dest)], env=env)
         script.unlink()
 
     def _make_iso(self, dest: Path) -> None:
+        pin_times(self.data_dir)
         if shutil.which("xorriso"):
             run(["xorriso", "-as", "mkisofs", "-quiet", "-R", "-J", "-V", "PYCDI_CORPUS",
                  "--modification-date=2023111422132000", "-o", str(dest), str(self.data_dir)])
