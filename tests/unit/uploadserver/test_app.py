@@ -203,17 +203,24 @@ async def test_block_volume_gets_the_bytes(start: Start, raw: tuple[Path, bytes]
     assert sha256((up.volume / "block.img").read_bytes()) == sha256(content)
 
 
-async def test_an_interrupted_upload_is_discarded_and_can_be_retried(start: Start, certs: Certs,
-                                                                     raw: tuple[Path, bytes]) -> None:
-    up = await start()
-    path, content = raw
-    data = path.read_bytes()
+async def _half_an_upload(up: Running, certs: Certs, data: bytes) -> tuple[asyncio.StreamReader,
+                                                                           asyncio.StreamWriter]:
+    """A connection that sent the head and half the body of an upload, which the server has begun."""
     host, port = up.base.removeprefix("https://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port), ssl=certs.client_context())
     writer.write(f"POST /v1beta1/upload HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(data)}\r\n\r\n".encode())
     writer.write(data[:len(data) // 2])
     await writer.drain()
     assert await _until(up, lambda: up.server.uploading)
+    return reader, writer
+
+
+async def test_an_interrupted_upload_is_discarded_and_can_be_retried(start: Start, certs: Certs,
+                                                                     raw: tuple[Path, bytes]) -> None:
+    up = await start()
+    path, content = raw
+    data = path.read_bytes()
+    _, writer = await _half_an_upload(up, certs, data)
     writer.close()  # the client goes away mid-body
     assert await _until(up, lambda: not up.server.uploading, 30) and up.server.idle.is_set()
     assert not up.server.done
@@ -227,12 +234,7 @@ async def test_a_stalled_client_is_cut_and_the_upload_can_be_retried(start: Star
     up = await start(body_idle_timeout=0.5)
     path, content = raw
     data = path.read_bytes()
-    host, port = up.base.removeprefix("https://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port), ssl=certs.client_context())
-    writer.write(f"POST /v1beta1/upload HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(data)}\r\n\r\n".encode())
-    writer.write(data[:len(data) // 2])
-    await writer.drain()
-    assert await _until(up, lambda: up.server.uploading)
+    reader, writer = await _half_an_upload(up, certs, data)
     # The client stays connected and sends nothing more: the server gives the upload up by itself.
     assert await _until(up, lambda: not up.server.uploading, 30) and up.server.idle.is_set()
     assert not up.server.done and not (up.volume / "disk.img").exists()
