@@ -1,5 +1,6 @@
 """Run the upload server until the upload is done (or its background processing failed, or SIGTERM): blocking
-sockets, a thread per connection (TLS handshake included), the accept loop on the calling thread."""
+sockets (the TLS port, and in an embedded cluster a local Unix socket), a thread per connection (TLS handshake
+included), the accept loop on the calling thread."""
 
 from __future__ import annotations
 
