@@ -12,6 +12,8 @@ from typing import Any
 import aiohttp
 from tests.support.cluster import Cluster
 
+from .common import vm_hwm_mb
+
 OBJECTS = 10_000
 CLIENTS = 8
 WATCHERS = 100
@@ -26,13 +28,6 @@ def datavolume(i: int) -> dict[str, Any]:
         "spec": {"source": {"http": {"url": f"http://images.example/disk-{i}.qcow2"}},
                  "storage": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}},
     }
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 async def _spread(session: aiohttp.ClientSession, count: int, fn: Any) -> float:
@@ -89,7 +84,7 @@ async def measure(cluster: Cluster) -> dict[str, float]:
             assert len(body["items"]) == OBJECTS
         results["apiserver.list_10000_dv_s"] = statistics.median(list_times)
         results.update(await watch_latency(session, base))
-    results["apiserver.peak_rss_mb"] = peak_rss_mb(cluster.process.pid) if cluster.process else 0.0
+    results["apiserver.peak_rss_mb"] = vm_hwm_mb(cluster.process.pid) if cluster.process else 0.0
     return results
 
 

@@ -15,6 +15,8 @@ from tests.support.xfs import XfsUnavailable, xfs_filesystem
 from pycdi.cluster.storage import copy_file
 from pycdi.cluster.storage.fsinfo import allocated_bytes, filesystem_type, filesystem_used_bytes
 
+from .common import fsync_file
+
 GiB, MiB = 1 << 30, 1 << 20
 VOLUME = 10 * GiB
 DATA = 1 * GiB
@@ -46,14 +48,6 @@ def settle() -> bool:
     except OSError:
         return False
     return True
-
-
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def ours(src: Path, dst: Path) -> None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from tests.support.nginx import free_port
 
 from bench.clone import DATA, RUNS, VOLUME, cp, make_source, settle
 from pycdi.cluster.storage.fsinfo import allocated_bytes
@@ -27,15 +28,9 @@ SECRET = "bench"
 TLS_CERT, TLS_KEY = new_certificate()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def workers(src: Path, dst_dir: Path, *, block_source: bool = False) -> None:
     """One clone by the two workers, each its own process; returns once both exited (the target fsync'd)."""
-    port = _free_port()
+    port = free_port()
     dst_dir.mkdir(exist_ok=True)
     base = {**os.environ, "CLONER_SECRET": SECRET, "CLONER_TLS_CERT": TLS_CERT, "CONTENTTYPE": "kubevirt"}
     # The key goes to the target alone, as the controller's pods have it.

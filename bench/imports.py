@@ -17,11 +17,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from tests.support.cluster import Cluster
 from tests.support.images import Corpus, corpus, sha256_file
 from tests.support.nginx import nginx_server
+
+from .common import VERDICT, fsync_file, print_table, rotated
 
 MiB, GiB = 1 << 20, 1 << 30
 VIRTUAL = 2 * GiB
@@ -65,14 +66,6 @@ class Row:
     ratio: str
     target: str
     ok: bool | None  # None: shown for reference, no target
-
-
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def data_bytes(raw: Path) -> int:
@@ -161,11 +154,6 @@ def dd_baseline(url: str, decompress: str | None) -> Contender:
     return shell(f"curl -sSf {url}{middle} | dd of={{out}} bs=1M iflag=fullblock conv=sparse,fsync status=none")
 
 
-def _rotate(items: list[Any], i: int) -> list[Any]:
-    k = i % len(items)
-    return items[k:] + items[:k]
-
-
 def duel(label: str, ours: Contender, baselines: dict[str, Contender], work: Path, expected_sha: str,
          check: Callable[[Run], None] | None = None) -> Duel:
     """One warm-up round, then PAIRS rounds; each round runs ours and every baseline, the order rotating
@@ -174,7 +162,7 @@ def duel(label: str, ours: Contender, baselines: dict[str, Contender], work: Pat
     result = Duel({}, {})
     contenders: list[tuple[str, Contender]] = [("ours", ours), *baselines.items()]
     for i in range(PAIRS + 1):
-        for name, fn in _rotate(contenders, i):
+        for name, fn in rotated(contenders, i):
             place = work / f"{label}-{name}"
             shutil.rmtree(place, ignore_errors=True)
             place.mkdir()
@@ -351,15 +339,6 @@ def measure(base: Path, images: Corpus) -> tuple[dict[str, float], list[Row]]:
     return results, rows
 
 
-def print_table(rows: list[Row]) -> None:
-    header = ("metric", "measured", "baseline", "ratio", "target", "")
-    verdict = {True: "pass", False: "FAIL", None: ""}
-    table = [header, *((r.metric, r.measured, r.baseline, r.ratio, r.target, verdict[r.ok]) for r in rows)]
-    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    for line in table:
-        print("  " + "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
-
-
 def run() -> dict[str, float]:
     images = corpus(CORPUS_ROOT, virtual_size=VIRTUAL, data_size=DATA)
     print(f"import: {VIRTUAL // GiB} GiB virtual ext4 image (~{DATA // 10**6} MB of files) from nginx on "
@@ -373,7 +352,8 @@ def run() -> dict[str, float]:
     # The pipelines under test are one Python process against several: other work on the machine weighs on
     # the ratios, so say how busy it was.
     print(f"  load average (1 min) before / after: {before:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print_table(rows)
+    print_table(("metric", "measured", "baseline", "ratio", "target", ""),
+                [(r.metric, r.measured, r.baseline, r.ratio, r.target, VERDICT[r.ok]) for r in rows])
     return results
 
 

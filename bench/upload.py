@@ -15,7 +15,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,6 +26,17 @@ from tests.support.cluster import Cluster
 from tests.support.images import Corpus, corpus, sha256_file
 from tests.support.nginx import children
 
+from .common import (
+    VERDICT,
+    ProcessSampler,
+    cgroup_cpus,
+    cpu_seconds,
+    fsync_file,
+    print_table,
+    rotated,
+    timed,
+    vm_hwm_mb,
+)
 from .upload_nginx import TlsRelay, nginx_tls_relay
 
 MiB, GiB = 1 << 20, 1 << 30
@@ -64,48 +74,6 @@ class Duel:
     def throughput(self, ours: str, baseline: str) -> float:
         """The baseline's seconds / ours, median over the rounds: our throughput as a share of the baseline's."""
         return statistics.median(b / a for a, b in zip(self.times[ours], self.times[baseline], strict=True))
-
-
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def vm_hwm_mb(pid: int) -> float:
-    """A process's peak resident set (VmHWM), 0 once it is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a running process (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """Run a command: wall seconds, its CPU seconds (children included) and its output; fails loudly."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert proc.stdout is not None
-    output = proc.stdout.read().decode(errors="replace")
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n{output[-3000:]}")
-    return seconds, usage.ru_utime + usage.ru_stime, output
 
 
 def curl(*args: str) -> tuple[float, float]:
@@ -298,66 +266,7 @@ class Uploads:
         return run
 
 
-def cgroup_cpus(pid: int) -> float:
-    """The CPU quota of the process's cgroup in CPUs (cgroup v2 `cpu.max`, v1 `cpu.cfs_quota_us`), 0 if none."""
-    try:
-        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
-    except OSError:
-        return 0.0
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        try:
-            if controllers == "":
-                quota, period = (Path("/sys/fs/cgroup") / path.lstrip("/") / "cpu.max").read_text().split()
-            elif "cpu" in controllers.split(","):
-                base = Path("/sys/fs/cgroup") / controllers / path.lstrip("/")
-                quota = (base / "cpu.cfs_quota_us").read_text().strip()
-                period = (base / "cpu.cfs_period_us").read_text().strip()
-            else:
-                continue
-        except (OSError, ValueError):
-            continue
-        if quota not in ("max", "-1"):
-            return int(quota) / int(period)
-    return 0.0
-
-
-class ProcessSampler:
-    """Polls a process's VmHWM and CPU time until it exits or the block ends. VmHWM only grows and CPU time
-    too, so the last readings are the totals to within the polling interval."""
-
-    def __init__(self, pid: int, interval: float = 0.05) -> None:
-        self.pid = pid
-        self.interval = interval
-        self.peak_mb = 0.0
-        self.cpu = 0.0
-        self._start = cpu_seconds(pid)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-
-    def __enter__(self) -> ProcessSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _poll(self) -> None:
-        while not self._stop.wait(self.interval):
-            hwm, cpu = vm_hwm_mb(self.pid), cpu_seconds(self.pid)
-            if hwm == 0.0:
-                return
-            self.peak_mb = max(self.peak_mb, hwm)
-            self.cpu = max(self.cpu, cpu - self._start)
-
-
 # ---- rounds ----------------------------------------------------------------------------------------------
-
-
-def _rotate(items: list[tuple[str, Contender]], i: int) -> list[tuple[str, Contender]]:
-    k = i % len(items)
-    return items[k:] + items[:k]
 
 
 def duel(label: str, contenders: dict[str, Contender], work: Path, expected_sha: str) -> Duel:
@@ -367,7 +276,7 @@ def duel(label: str, contenders: dict[str, Contender], work: Path, expected_sha:
     cpu: dict[str, dict[str, list[float]]] = {name: {} for name in contenders}
     rss = 0.0
     for i in range(PAIRS + 1):
-        for name, fn in _rotate(order, i):
+        for name, fn in rotated(order, i):
             place = work / f"{label}-{name}"
             shutil.rmtree(place, ignore_errors=True)
             place.mkdir()
@@ -396,14 +305,6 @@ class Row:
     measured: str
     target: str
     ok: bool | None
-
-
-def print_table(rows: list[Row]) -> None:
-    table = [("metric", "measured", "target", ""),
-             *((r.metric, r.measured, r.target, {True: "pass", False: "FAIL", None: ""}[r.ok]) for r in rows)]
-    widths = [max(len(line[i]) for line in table) for i in range(4)]
-    for line in table:
-        print("  " + "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
 
 
 def _throughput_row(metric: str, d: Duel, ours: str, baseline: str, shown: str, target: float | None) -> Row:
@@ -509,7 +410,7 @@ def run() -> dict[str, float]:
         images.path(kind)
     with tempfile.TemporaryDirectory(prefix="pycdi-bench-upload-") as tmp:
         results, rows = measure(Path(tmp), images)
-    print_table(rows)
+    print_table(("metric", "measured", "target", ""), [(r.metric, r.measured, r.target, VERDICT[r.ok]) for r in rows])
     return results
 
 

@@ -22,7 +22,7 @@ from ..kube.errors import APIStatusError, NotFound
 from ..kube.resources import PERSISTENT_VOLUME_CLAIMS, PODS
 from .backend import BackendUnavailable, client_context, load_material
 from .front import Connections, Front
-from .http1 import Body, Request, Response
+from .http import Body, Request, Response
 from .relay import CertificateError, ClientGone, ProxyError, Target, forward
 
 log = logging.getLogger(__name__)

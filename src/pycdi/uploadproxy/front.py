@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Final
 
 from ..http1 import BadMessage
-from .http1 import Body, Reader, Request, Response, encode_response
+from .http import Body, Reader, Request, Response, encode_response
 from .stream import Channel, deadline_after
 
 log = logging.getLogger(__name__)

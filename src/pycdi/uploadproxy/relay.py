@@ -16,7 +16,7 @@ from typing import Final
 from .. import unixsock
 from ..http1 import BadMessage
 from .front import Connections
-from .http1 import Body, Reader, Request, Response, read_response
+from .http import Body, Reader, Request, Response, read_response
 from .stream import READABLE, Channel, deadline_after, remaining_ms
 
 log = logging.getLogger(__name__)

@@ -84,6 +84,13 @@ def source_config(port: int, src: Path, content: str = "kubevirt", secret: str =
     return SourceConfig("127.0.0.1", port, str(src), content, secret, cert)
 
 
+def clone_whole(target: Target, src: Path, dst: Path) -> None:
+    """A proper source, after whatever the target was put through: the clone goes through, byte for byte."""
+    run(source_config(target.port, src))
+    target.join()
+    assert digest(src) == digest(dst)
+
+
 def test_sparse_image_is_copied_byte_for_byte_with_its_holes(tmp_path: Path) -> None:
     src, dst = tmp_path / "src.img", tmp_path / "disk.img"
     size = 16 * MIB
@@ -133,9 +140,7 @@ def test_wrong_secret_is_refused_and_the_target_keeps_listening(tmp_path: Path) 
         run(source_config(target.port, src, secret="wrong"))
     with socket.create_connection(("127.0.0.1", target.port)) as sock:  # not even a clone client
         sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
-    run(source_config(target.port, src))
-    target.join()
-    assert digest(src) == digest(dst)
+    clone_whole(target, src, dst)
 
 
 def test_preallocation_allocates_the_whole_image(tmp_path: Path) -> None:
@@ -231,9 +236,7 @@ def test_a_plaintext_peer_is_refused_and_the_target_keeps_listening(tmp_path: Pa
             answer = b""
         assert not answer.startswith(b"OK")  # a TLS alert at most, then the connection closes
     assert not dst.exists() or dst.stat().st_size == 0
-    run(source_config(target.port, src))
-    target.join()
-    assert digest(src) == digest(dst)
+    clone_whole(target, src, dst)
 
 
 def test_the_source_refuses_a_target_without_the_clones_certificate(tmp_path: Path) -> None:
@@ -248,6 +251,4 @@ def test_the_source_refuses_a_target_without_the_clones_certificate(tmp_path: Pa
     target = Target(target_config(dst))
     with pytest.raises(p.ProtocolError, match="TLS handshake"):
         run(source_config(target.port, src, cert=other_cert))
-    run(source_config(target.port, src))
-    target.join()
-    assert digest(src) == digest(dst)
+    clone_whole(target, src, dst)
