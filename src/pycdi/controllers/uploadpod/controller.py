@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +34,10 @@ NAME = "upload-controller"
 EVENT_UPLOAD_SUCCEEDED = "UploadSucceeded"
 EVENT_UPLOAD_FAILED = "UploadFailed"
 EVENT_TARGET_IN_USE = "UploadTargetInUse"
-#: A started server not answering yet is probed again this soon.
+#: A started server not answering yet is probed again after as long as it has not been answering (at least
+#: FIRST_READY_RECHECK, at most READY_RECHECK): the server listens about 0.1 s after its process starts, and the
+#: user's `image-upload` waits for the probe (a fixed half second cost every upload 0.4 s of waiting).
+FIRST_READY_RECHECK = 0.05
 READY_RECHECK = 0.5
 
 
@@ -66,6 +70,8 @@ class UploadReconciler(ImportReconciler):
         self.certs = UploadCertificates(client, options.cdi_namespace)
         self.recorder = EventRecorder(client, NAME)
         self._probe_context: ssl.SSLContext | None = None
+        #: pod uid -> when (monotonic) the readiness probe first failed in its current run.
+        self._not_answering_since: dict[str, float] = {}
 
     def _is_mine(self, pvc: dict[str, Any]) -> bool:
         return podspec.is_upload_pvc(pvc)
@@ -112,8 +118,12 @@ class UploadReconciler(ImportReconciler):
             pvc = await self._patch(pvc, changes)
         await self._record(pvc, before, obs.outcome, obs.message)
         result = await self._act(pvc, pod, obs.outcome)
+        uid = str(pod["metadata"].get("uid"))
         if obs.outcome == Outcome.RUNNING and not ready:
-            return Result(requeue_after=READY_RECHECK)  # started, not listening yet: probe again soon
+            # Started, not listening yet: probe again soon. (Time, not a count of probes: pod events probe too.)
+            since = self._not_answering_since.setdefault(uid, time.monotonic())
+            return Result(requeue_after=min(READY_RECHECK, max(FIRST_READY_RECHECK, time.monotonic() - since)))
+        self._not_answering_since.pop(uid, None)
         if obs.outcome in (Outcome.PENDING, Outcome.RUNNING):
             # Nothing to poll while it waits for bytes: the pod's own changes bring us back.
             return Result()

@@ -1,0 +1,85 @@
+"""The upload reconciler probes a started server that does not answer yet soon, then less and less often: the
+user's `image-upload` waits for that probe (real embedded API server; the pod status is written by the test)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from pycdi.controllers.runtime import Informer, Request
+from pycdi.controllers.uploadpod.controller import (
+    FIRST_READY_RECHECK,
+    READY_RECHECK,
+    UploadOptions,
+    UploadReconciler,
+)
+from pycdi.kube.client import KubeClient
+from pycdi.kube.resources import CDI_CONFIGS, NAMESPACES, PERSISTENT_VOLUME_CLAIMS, PODS
+
+ANN = "cdi.kubevirt.io/storage."
+#: A loopback address nothing listens on: the probe is refused at once.
+NOBODY = "127.255.255.254"
+
+
+@pytest.fixture
+async def reconciler(client: KubeClient) -> AsyncIterator[tuple[UploadReconciler, str, Informer, Informer]]:
+    ns = f"ns-{uuid.uuid4().hex[:8]}"
+    await client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    pvcs, pods, configs = (Informer(client, PERSISTENT_VOLUME_CLAIMS, ns), Informer(client, PODS, ns),
+                           Informer(client, CDI_CONFIGS))
+    for informer in (pvcs, pods, configs):
+        informer.start()
+    try:
+        for informer in (pvcs, pods, configs):
+            await asyncio.wait_for(informer.wait_synced(), 10)
+        yield UploadReconciler(client, pvcs, pods, configs, UploadOptions()), ns, pvcs, pods
+    finally:
+        for informer in (pvcs, pods, configs):
+            await informer.stop()
+
+
+async def _seen(informer: Informer, name: str, ns: str, rv: str) -> None:
+    """Wait for the informer's cache to show what the test wrote (woken by its handler)."""
+    changed = asyncio.Event()
+    informer.add_handler(lambda *_: changed.set())
+
+    async def loop() -> None:
+        while (informer.get(name, ns) or {}).get("metadata", {}).get("resourceVersion") != rv:
+            await changed.wait()
+            changed.clear()
+    await asyncio.wait_for(loop(), 10)
+
+
+async def test_a_server_not_answering_yet_is_probed_again_soon_then_less_often(
+        client: KubeClient, reconciler: tuple[UploadReconciler, str, Informer, Informer]) -> None:
+    rec, ns, pvcs, pods = reconciler
+    body = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "up", "annotations": {f"{ANN}upload.target": ""}},
+            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "local",
+                     "resources": {"requests": {"storage": "1Gi"}}}}
+    pvc = await client.create(PERSISTENT_VOLUME_CLAIMS, body, ns)
+    pvc["status"] = {"phase": "Bound"}
+    pvc = await client.update_status(PERSISTENT_VOLUME_CLAIMS, pvc)
+    await _seen(pvcs, "up", ns, pvc["metadata"]["resourceVersion"])
+    await rec.reconcile(Request("up", ns))
+    pod = await client.get(PODS, "cdi-upload-up", ns)
+    pod["status"] = {"phase": "Running", "podIP": NOBODY,
+                     "containerStatuses": [{"name": "cdi-upload-server", "ready": True, "restartCount": 0,
+                                            "state": {"running": {"startedAt": "2026-11-23T00:00:00Z"}}}]}
+    pod = await client.update_status(PODS, pod)
+    await _seen(pods, "cdi-upload-up", ns, pod["metadata"]["resourceVersion"])
+
+    first = await rec.reconcile(Request("up", ns))
+    assert first.requeue_after == FIRST_READY_RECHECK
+    assert (await client.get(PERSISTENT_VOLUME_CLAIMS, "up", ns))["metadata"]["annotations"][f"{ANN}pod.ready"] \
+        == "false"
+    # The delay follows how long the server has not been answering, up to the cap.
+    uid = pod["metadata"]["uid"]
+    rec._not_answering_since[uid] -= 0.2
+    later = await rec.reconcile(Request("up", ns))
+    assert later.requeue_after is not None and 0.2 <= later.requeue_after < READY_RECHECK
+    rec._not_answering_since[uid] -= 60
+    assert (await rec.reconcile(Request("up", ns))).requeue_after == READY_RECHECK
