@@ -9,6 +9,7 @@ import os
 import stat
 from collections.abc import Callable
 
+from .. import mounts
 from .formats import Readable, readinto
 from .pipeline import BufferRing, WriteBehind
 
@@ -22,6 +23,10 @@ BUFFERS = 5
 BLOCK = 64 * 1024
 _ZERO_CHUNK = bytes(CHUNK)
 _ZERO_BLOCK = bytes(BLOCK)
+#: Filesystems on local disks, where direct writes pay. Not network filesystems: there each direct write becomes
+#: a synchronous round trip (upstream CDI saw qemu-img's cache=none crawl on NFS, CDI#1414); nor tmpfs, whose
+#: page cache is the storage.
+DIRECT_FILESYSTEMS = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "bcachefs"})
 #: O_DIRECT needs offsets, lengths and memory aligned to the disk's logical block: 4 KiB suits 512-byte and
 #: 4Kn disks alike.
 DIRECT_ALIGN = 4096
@@ -46,6 +51,14 @@ def _fill(reader: Readable, view: memoryview) -> int:
             break
         n += got
     return n
+
+
+def direct_writes_suit(path: str) -> bool:
+    """Whether the file at `path` (or to be created there) is on a filesystem where direct writes pay."""
+    try:
+        return mounts.mount_of(os.path.dirname(os.path.abspath(path))).fstype in DIRECT_FILESYSTEMS
+    except OSError:
+        return False
 
 
 class DirectWrites:
@@ -111,7 +124,8 @@ class SparseWriter:
 
     On a block device a zero block is skipped only where the device already reads zeros (a fresh
     sparse-backed loop device does); elsewhere the zeros are written, so stale data never survives.
-    With `direct`, a regular file's aligned data runs bypass the page cache (see DirectWrites).
+    With `direct`, a regular file's aligned data runs bypass the page cache (see DirectWrites) where the
+    filesystem suits it.
     """
 
     def __init__(self, path: str, *, create: bool = True, device: bool | None = None, direct: bool = False) -> None:
@@ -121,7 +135,8 @@ class SparseWriter:
         # A block device is opened read-write: zero blocks are checked against what it already holds.
         flags = os.O_RDWR if self.block_device else os.O_WRONLY | (os.O_CREAT if create else 0)
         self._fd = os.open(path, flags | os.O_CLOEXEC, 0o660)
-        self._direct = DirectWrites.open(path, CHUNK) if direct and not self.block_device else None
+        suits = direct and not self.block_device and direct_writes_suit(path)
+        self._direct = DirectWrites.open(path, CHUNK) if suits else None
         self.offset = 0
         self.written = 0
 

@@ -6,13 +6,13 @@ import os
 from pathlib import Path
 
 from pycdi.cluster.storage.fsinfo import (
-    _unescape_mount_path,
     allocated_bytes,
     data_extents,
     filesystem_type,
     mount_of,
     range_is_hole,
 )
+from pycdi.mounts import unescape
 from tests.unit.storage.files import MiB, write_sparse
 
 
@@ -37,4 +37,4 @@ def test_mount_lookup(tmp_path: Path) -> None:
     assert str(tmp_path).startswith(str(point))
     assert filesystem_type(tmp_path) == fstype != "unknown"
     assert mount_of(Path("/proc/self"))[1] == "proc"
-    assert _unescape_mount_path(r"/mnt/with\040space\134x") == "/mnt/with space\\x"
+    assert unescape(r"/mnt/with\040space\134x") == "/mnt/with space\\x"

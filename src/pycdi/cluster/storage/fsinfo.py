@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from pycdi import mounts
 from pycdi.cluster.storage.errors import StorageError
 
 # _IOW(0x94, 9, int) from linux/fs.h: make dst share src's extents (btrfs, XFS with reflink=1, bcachefs, ...).
@@ -35,39 +36,12 @@ def clone_fd(src_fd: int, dst_fd: int) -> bool:
     return True
 
 
-def _unescape_mount_path(field: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as \ooo octal.
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and i + 4 <= len(field) and field[i + 1:i + 4].isdigit():
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
-def mount_of(path: Path) -> tuple[Path, str, str]:
+def mount_of(path: Path) -> mounts.Mount:
     """(mount point, filesystem type, source) of the mount holding path (the longest matching mount point)."""
-    target = os.path.realpath(path)
-    best: tuple[Path, str, str] = (Path("/"), "unknown", "")
-    best_len = -1
     try:
-        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+        return mounts.mount_of(path)
     except OSError as e:
-        raise StorageError.from_os("cannot read the mount table", "/proc/self/mountinfo", e) from e
-    for line in lines:
-        left, _, right = line.partition(" - ")
-        fields, tail = left.split(), right.split()
-        if len(fields) < 5 or len(tail) < 2:
-            continue
-        point = _unescape_mount_path(fields[4])
-        inside = target == point or target.startswith(point.rstrip("/") + "/")
-        # Later lines are mounted over earlier ones at the same point, so >= keeps the topmost.
-        if inside and len(point) >= best_len:
-            best, best_len = (Path(point), tail[0], _unescape_mount_path(tail[1])), len(point)
-    return best
+        raise StorageError.from_os("cannot read the mount table", str(mounts.MOUNTINFO), e) from e
 
 
 def filesystem_type(path: Path) -> str:
