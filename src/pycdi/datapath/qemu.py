@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from . import exec as tools
+from . import sparse
 from .errors import PermanentError
 
 QEMU_IMG = "qemu-img"
@@ -145,8 +146,10 @@ def check_fits(virtual_size: int, available: int) -> None:
 
 
 def cache_mode(target: str, try_none: bool) -> str:
-    """`none` (O_DIRECT) only when asked for and the target supports it, else `writeback` (which flushes)."""
-    if not try_none:
+    """`none` (O_DIRECT) where the target supports it and it pays (a local disk filesystem, see
+    `sparse.direct_writes_suit`) or where asked for (upstream's cacheMode TryNone), else `writeback` (which
+    flushes)."""
+    if not try_none and not sparse.direct_writes_suit(target):
         return "writeback"
     exists = os.path.exists(target)
     path = target if exists else os.path.join(os.path.dirname(target) or ".", ".pycdi-odirect-probe")
@@ -234,7 +237,8 @@ def convert(
     target_is_block: bool = False,
 ) -> None:
     """`qemu-img convert` to raw; `-t writeback`/`none` so the result is flushed (the default never fsyncs)."""
-    argv = [QEMU_IMG, "convert", "-t", cache_mode(dst, try_direct_io), "-p", "-O", "raw"]
+    mode = cache_mode(dst, try_direct_io)
+    argv = [QEMU_IMG, "convert", "-t", mode, "-p", "-O", "raw"]
     if src_format:
         argv += ["-f", src_format]
     if target_is_block:
@@ -244,6 +248,9 @@ def convert(
     report = progress or (lambda _v: None)
 
     def go(args: list[str]) -> None:
+        if mode == "none":  # nothing waits in the page cache
+            tools.run_with_progress([QEMU_IMG, *args[1:]], report)
+            return
         behind = _WriteBehind(dst)
 
         def on_progress(value: float) -> None:

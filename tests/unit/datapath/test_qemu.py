@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pycdi.datapath import exec as tools
-from pycdi.datapath import qemu
+from pycdi.datapath import qemu, sparse
 from pycdi.datapath.errors import PermanentError
 
 from .conftest import MiB, qemu_img
@@ -110,3 +110,20 @@ def test_create_blank_is_sparse(tmp_path: Path) -> None:
     assert st.st_size == 64 * MiB and st.st_blocks * 512 < MiB
     assert oct(st.st_mode & 0o777) == "0o660"
     assert subprocess.run(["qemu-img", "info", str(out)], capture_output=True).returncode == 0
+
+
+def test_cache_mode_is_direct_on_local_disks_and_where_asked(tmp_path: Path) -> None:
+    target = str(tmp_path / "disk.img")
+    local = sparse.direct_writes_suit(target)
+    assert qemu.cache_mode(target, try_none=False) == ("none" if local else "writeback")
+    assert qemu.cache_mode(target, try_none=True) == "none"  # ext4 and tmpfs both take O_DIRECT here
+    shm = Path("/dev/shm")
+    if shm.is_dir():
+        assert qemu.cache_mode(str(shm / f"pycdi-{tmp_path.name}.img"), try_none=False) == "writeback"
+
+
+def test_a_direct_convert_gives_the_same_bytes(tmp_path: Path, qcow2_image: Path,
+                                               raw_image: tuple[Path, bytes]) -> None:
+    out = tmp_path / "out.img"
+    qemu.convert(str(qcow2_image), str(out), src_format="qcow2")
+    assert out.read_bytes() == raw_image[1]
