@@ -68,8 +68,8 @@ class DirectWrites:
     Why: writing through the page cache takes a fresh page for every 4 KiB and frees it after writeback. On the
     VMs measured here the host takes freed pages back (free page reporting), so each fresh page faults in the
     host; the upload server spent 1.5 CPU-s per 2 GiB upload at its 750m limit that way, and 0.9 with direct
-    writes (the extra copy included). Filesystems without O_DIRECT (tmpfs) refuse at open or at the first
-    write; the caller then writes through the page cache as before."""
+    writes (the extra copy included). A filesystem that refuses O_DIRECT, at open or at a write (EINVAL), gets
+    the rest through the page cache as before."""
 
     def __init__(self, fd: int, size: int) -> None:
         self._fd = fd
