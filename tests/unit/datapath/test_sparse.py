@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pycdi import mounts
 from pycdi.datapath import sparse
 from pycdi.datapath.sparse import BLOCK, DIRECT_ALIGN, DirectWrites, SparseWriter, copy_sparse
 
@@ -104,7 +105,7 @@ def test_a_durable_copy_writes_past_the_page_cache(tmp_path: Path) -> None:
 
 def test_network_and_memory_filesystems_get_no_direct_writes(tmp_path: Path) -> None:
     shm = Path("/dev/shm")
-    if shm.is_dir() and sparse.mounts.mount_of(shm).fstype == "tmpfs":
+    if shm.is_dir() and mounts.mount_of(shm).fstype == "tmpfs":
         out = shm / f"pycdi-test-{os.getpid()}-{tmp_path.name}.img"
         try:
             assert not sparse.direct_writes_suit(str(out))
@@ -125,7 +126,7 @@ def test_without_direct_io_the_page_cache_takes_the_writes(tmp_path: Path, monke
             raise OSError(errno.EINVAL, "Invalid argument")
         return real_open(path, flags, *args)
 
-    monkeypatch.setattr(sparse.os, "open", refusing_open)
+    monkeypatch.setattr(os, "open", refusing_open)  # the module sparse writes with
     out = tmp_path / "out.img"
     content = _data(2 * MiB + 7)
     with SparseWriter(str(out), direct=True) as writer:
@@ -150,7 +151,7 @@ def test_a_refused_direct_write_goes_through_the_page_cache(tmp_path: Path, monk
             raise OSError(errno.EINVAL, "Invalid argument")
         return real_pwrite(fd, data, offset)
 
-    monkeypatch.setattr(sparse.os, "pwrite", pwrite)
+    monkeypatch.setattr(os, "pwrite", pwrite)
     with SparseWriter(str(out), direct=True) as writer:
         writer.truncate()
         for i in range(3):

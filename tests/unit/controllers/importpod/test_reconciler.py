@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -14,7 +13,8 @@ from pycdi.controllers.importpod import ImportOptions, ImportReconciler
 from pycdi.controllers.runtime import Informer, Request
 from pycdi.kube.client import KubeClient
 from pycdi.kube.errors import NotFound
-from pycdi.kube.resources import CDI_CONFIGS, EVENTS, NAMESPACES, PERSISTENT_VOLUME_CLAIMS, PODS
+from pycdi.kube.resources import EVENTS, PERSISTENT_VOLUME_CLAIMS, PODS
+from tests.unit.controllers.informers import claim_informers
 
 ANN = "cdi.kubevirt.io/storage."
 
@@ -45,19 +45,8 @@ class Env:
 
 @pytest.fixture
 async def env(client: KubeClient) -> AsyncIterator[Env]:
-    ns = f"ns-{uuid.uuid4().hex[:8]}"
-    await client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    pvcs, pods, configs = (Informer(client, PERSISTENT_VOLUME_CLAIMS, ns), Informer(client, PODS, ns),
-                           Informer(client, CDI_CONFIGS))
-    for informer in (pvcs, pods, configs):
-        informer.start()
-    try:
-        for informer in (pvcs, pods, configs):
-            await asyncio.wait_for(informer.wait_synced(), 10)
+    async with claim_informers(client) as (ns, pvcs, pods, configs):
         yield Env(client, ns, pvcs, pods, ImportReconciler(client, pvcs, pods, configs, ImportOptions()))
-    finally:
-        for informer in (pvcs, pods, configs):
-            await informer.stop()
 
 
 async def bound_pvc(env: Env, name: str, annotations: dict[str, str]) -> dict[str, Any]:

@@ -4,7 +4,6 @@ user's `image-upload` waits for that probe (real embedded API server; the pod st
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -17,7 +16,8 @@ from pycdi.controllers.uploadpod.controller import (
     UploadReconciler,
 )
 from pycdi.kube.client import KubeClient
-from pycdi.kube.resources import CDI_CONFIGS, NAMESPACES, PERSISTENT_VOLUME_CLAIMS, PODS
+from pycdi.kube.resources import PERSISTENT_VOLUME_CLAIMS, PODS
+from tests.unit.controllers.informers import claim_informers
 
 ANN = "cdi.kubevirt.io/storage."
 #: A loopback address nothing listens on: the probe is refused at once.
@@ -26,19 +26,8 @@ NOBODY = "127.255.255.254"
 
 @pytest.fixture
 async def reconciler(client: KubeClient) -> AsyncIterator[tuple[UploadReconciler, str, Informer, Informer]]:
-    ns = f"ns-{uuid.uuid4().hex[:8]}"
-    await client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    pvcs, pods, configs = (Informer(client, PERSISTENT_VOLUME_CLAIMS, ns), Informer(client, PODS, ns),
-                           Informer(client, CDI_CONFIGS))
-    for informer in (pvcs, pods, configs):
-        informer.start()
-    try:
-        for informer in (pvcs, pods, configs):
-            await asyncio.wait_for(informer.wait_synced(), 10)
+    async with claim_informers(client) as (ns, pvcs, pods, configs):
         yield UploadReconciler(client, pvcs, pods, configs, UploadOptions()), ns, pvcs, pods
-    finally:
-        for informer in (pvcs, pods, configs):
-            await informer.stop()
 
 
 async def _seen(informer: Informer, name: str, ns: str, rv: str) -> None:
