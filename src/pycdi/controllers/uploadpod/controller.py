@@ -80,7 +80,7 @@ class UploadReconciler(ImportReconciler):
         return podspec.upload_pod_name(pvc)
 
     def _should_handle(self, pvc: dict[str, Any]) -> bool:
-        return should_handle(pvc)
+        return should_handle(pvc, self._config())  # upstream gates uploads on HonorWaitForFirstConsumer too
 
     def _needs_scratch(self, pvc: dict[str, Any]) -> bool:
         return podspec.needs_scratch(pvc)

@@ -1,10 +1,11 @@
-"""The upload reconciler probes a started server that does not answer yet soon, then less and less often: the
-user's `image-upload` waits for that probe (real embedded API server; the pod status is written by the test)."""
+"""The upload reconciler against a real embedded API server (no node: pod statuses are written by the test):
+which claims get an upload pod, and how soon a started server is probed again."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,8 @@ from pycdi.controllers.uploadpod.controller import (
     UploadReconciler,
 )
 from pycdi.kube.client import KubeClient
-from pycdi.kube.resources import PERSISTENT_VOLUME_CLAIMS, PODS
+from pycdi.kube.errors import NotFound
+from pycdi.kube.resources import CDI_CONFIGS, PERSISTENT_VOLUME_CLAIMS, PODS
 from tests.unit.controllers.informers import claim_informers
 
 ANN = "cdi.kubevirt.io/storage."
@@ -25,9 +27,9 @@ NOBODY = "127.255.255.254"
 
 
 @pytest.fixture
-async def reconciler(client: KubeClient) -> AsyncIterator[tuple[UploadReconciler, str, Informer, Informer]]:
+async def reconciler(client: KubeClient) -> AsyncIterator[tuple[UploadReconciler, str, Informer, Informer, Informer]]:
     async with claim_informers(client) as (ns, pvcs, pods, configs):
-        yield UploadReconciler(client, pvcs, pods, configs, UploadOptions()), ns, pvcs, pods
+        yield UploadReconciler(client, pvcs, pods, configs, UploadOptions()), ns, pvcs, pods, configs
 
 
 async def _seen(informer: Informer, name: str, ns: str, rv: str) -> None:
@@ -42,14 +44,37 @@ async def _seen(informer: Informer, name: str, ns: str, rv: str) -> None:
     await asyncio.wait_for(loop(), 10)
 
 
-async def test_a_server_not_answering_yet_is_probed_again_soon_then_less_often(
-        client: KubeClient, reconciler: tuple[UploadReconciler, str, Informer, Informer]) -> None:
-    rec, ns, pvcs, pods = reconciler
-    body = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-            "metadata": {"name": "up", "annotations": {f"{ANN}upload.target": ""}},
+Env = tuple[UploadReconciler, str, Informer, Informer, Informer]
+
+
+def _upload_claim(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": name, "annotations": {f"{ANN}upload.target": ""}},
             "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "local",
                      "resources": {"requests": {"storage": "1Gi"}}}}
-    pvc = await client.create(PERSISTENT_VOLUME_CLAIMS, body, ns)
+
+
+async def test_an_unbound_claim_waits_for_its_first_consumer_unless_that_gate_is_off(
+        client: KubeClient, reconciler: Env) -> None:
+    """As upstream's upload controller: HonorWaitForFirstConsumer (on by default) leaves a claim that is not bound
+    and not asked to bind at once without an upload pod; with the gate off, the pod is its first consumer."""
+    rec, ns, pvcs, _, configs = reconciler
+    pvc = await client.create(PERSISTENT_VOLUME_CLAIMS, _upload_claim("later"), ns)
+    await _seen(pvcs, "later", ns, pvc["metadata"]["resourceVersion"])
+    await rec.reconcile(Request("later", ns))
+    with pytest.raises(NotFound):
+        await client.get(PODS, "cdi-upload-later", ns)
+    config = await client.create(CDI_CONFIGS, {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "CDIConfig",
+                                               "metadata": {"name": "config"}, "spec": {"featureGates": []}})
+    await _seen(configs, "config", "", config["metadata"]["resourceVersion"])
+    await rec.reconcile(Request("later", ns))
+    assert (await client.get(PODS, "cdi-upload-later", ns))["metadata"]["name"] == "cdi-upload-later"
+
+
+async def test_a_server_not_answering_yet_is_probed_again_soon_then_less_often(
+        client: KubeClient, reconciler: Env) -> None:
+    rec, ns, pvcs, pods, _ = reconciler
+    pvc = await client.create(PERSISTENT_VOLUME_CLAIMS, _upload_claim("up"), ns)
     pvc["status"] = {"phase": "Bound"}
     pvc = await client.update_status(PERSISTENT_VOLUME_CLAIMS, pvc)
     await _seen(pvcs, "up", ns, pvc["metadata"]["resourceVersion"])
