@@ -78,6 +78,10 @@ class DirectWrites:
 
     @classmethod
     def open(cls, path: str, size: int) -> DirectWrites | None:
+        """Direct writes to the existing file at `path` of up to `size` bytes each; None where the filesystem
+        does not suit them (`direct_writes_suit`) or refuses O_DIRECT."""
+        if not direct_writes_suit(path):
+            return None
         try:
             fd = os.open(path, os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC)
         except OSError as err:
@@ -135,8 +139,7 @@ class SparseWriter:
         # A block device is opened read-write: zero blocks are checked against what it already holds.
         flags = os.O_RDWR if self.block_device else os.O_WRONLY | (os.O_CREAT if create else 0)
         self._fd = os.open(path, flags | os.O_CLOEXEC, 0o660)
-        suits = direct and not self.block_device and direct_writes_suit(path)
-        self._direct = DirectWrites.open(path, CHUNK) if suits else None
+        self._direct = DirectWrites.open(path, CHUNK) if direct and not self.block_device else None
         self.offset = 0
         self.written = 0
 
