@@ -10,12 +10,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.support.files import fsync_path
 from tests.support.xfs import XfsUnavailable, xfs_filesystem
 
 from pycdi.cluster.storage import copy_file
 from pycdi.cluster.storage.fsinfo import allocated_bytes, filesystem_type, filesystem_used_bytes
-
-from .common import fsync_file
 
 GiB, MiB = 1 << 30, 1 << 20
 VOLUME = 10 * GiB
@@ -57,7 +56,7 @@ def ours(src: Path, dst: Path) -> None:
 def cp(option: str) -> Callable[[Path, Path], None]:
     def run(src: Path, dst: Path) -> None:
         subprocess.run(["cp", option, str(src), str(dst)], check=True)
-        fsync_file(dst)  # like for like: our copy's time includes its fsync
+        fsync_path(dst)  # like for like: our copy's time includes its fsync
 
     return run
 

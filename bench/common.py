@@ -16,14 +16,6 @@ T = TypeVar("T")
 VERDICT = {True: "pass", False: "FAIL", None: ""}
 
 
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def rotated(items: list[T], i: int) -> list[T]:
     """The contenders in round `i`'s order: each takes its turn first (interleaving evens out drift)."""
     k = i % len(items)

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.cluster import Cluster
+from tests.support.files import fsync_path
 from tests.support.images import Corpus, corpus, sha256_file
 from tests.support.nginx import nginx_server
 
-from .common import VERDICT, fsync_file, print_table, rotated
+from .common import VERDICT, print_table, rotated
 
 MiB, GiB = 1 << 20, 1 << 30
 VIRTUAL = 2 * GiB
@@ -133,7 +134,7 @@ def shell(command: str) -> Contender:
                               stderr=subprocess.PIPE, text=True, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"{line} failed ({done.returncode}): {done.stderr.strip()}")
-        fsync_file(out)
+        fsync_path(out)
         return Run(time.perf_counter() - start, out)
 
     return run

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.cluster import Cluster
+from tests.support.files import fsync_path
 from tests.support.images import Corpus, corpus, sha256_file
 from tests.support.nginx import children
 
@@ -31,7 +32,6 @@ from .common import (
     ProcessSampler,
     cgroup_cpus,
     cpu_seconds,
-    fsync_file,
     print_table,
     rotated,
     timed,
@@ -134,7 +134,7 @@ def curl_into_sink(sink: Sink, image: Path, convert: bool = False, via: TlsRelay
             output = work / "converted.raw"
             _, cpu["qemu-img"], _ = timed(["qemu-img", "convert", "-t", "writeback", "-f", "qcow2", "-O", "raw",
                                            str(sink.out), str(output)])
-            fsync_file(output)
+            fsync_path(output)
         seconds = time.perf_counter() - start
         if convert:
             sink.out.unlink()

@@ -14,6 +14,7 @@ import pytest
 from pycdi import mounts
 from pycdi.datapath import sparse
 from pycdi.datapath.sparse import BLOCK, DIRECT_ALIGN, DirectWrites, SparseWriter, copy_sparse
+from tests.support.files import drop_cache
 
 from .conftest import MiB, allocated
 
@@ -77,14 +78,6 @@ def _data(size: int) -> bytes:
     return bytes(content)
 
 
-def _drop_cache(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-
-
 def test_a_durable_copy_writes_past_the_page_cache(tmp_path: Path) -> None:
     if not _direct_io_works(tmp_path):
         pytest.skip(f"the filesystem of {tmp_path} has no O_DIRECT")
@@ -92,7 +85,7 @@ def test_a_durable_copy_writes_past_the_page_cache(tmp_path: Path) -> None:
     direct, cached = tmp_path / "direct.img", tmp_path / "cached.img"
     for path in (direct, cached):  # the files exist and have nothing cached
         path.touch()
-        _drop_cache(path)
+        drop_cache(path)
     copy_sparse(io.BytesIO(content), str(direct))
     copy_sparse(io.BytesIO(content), str(cached), durable=False)
     # The scratch-style copy leaves its pages cached; the durable one only its last, unaligned piece.

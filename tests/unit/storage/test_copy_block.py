@@ -11,7 +11,8 @@ import pytest
 from pycdi.cluster.storage import StorageError, copy_block, create_block_volume, detach_block_volume
 from pycdi.cluster.storage.fsinfo import allocated_bytes, filesystem_used_bytes
 from pycdi.cluster.storage.volumes import BlockDevice
-from tests.unit.storage.files import MiB, digest, fsync_path, needs_loop, pattern, read_at, write_sparse
+from tests.support.files import fsync_path
+from tests.unit.storage.files import MiB, digest, needs_loop, pattern, read_at, write_sparse
 
 SIZE = 48 * MiB
 DATA = {0: pattern(MiB, 1), 7 * MiB + 4096: pattern(3 * MiB, 2), SIZE - MiB: pattern(MiB, 3)}

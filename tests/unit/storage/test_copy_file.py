@@ -17,7 +17,8 @@ from pycdi.cluster.storage.fsinfo import (
     filesystem_used_bytes,
     supports_reflink,
 )
-from tests.unit.storage.files import MiB, digest, fsync_path, pattern, write_sparse
+from tests.support.files import fsync_path
+from tests.unit.storage.files import MiB, digest, pattern, write_sparse
 
 
 def extents(path: Path) -> list[tuple[int, int]]:
